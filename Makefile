@@ -1,0 +1,60 @@
+SHELL := /bin/bash
+# Attention, Step by Step. `make book` builds the book, `make test` runs every test.
+# Both set everything up first: a virtual environment with the pinned set (requirements.txt),
+# the course package (editable), and the site's vendored scripts.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB     := $(BIN)/jupyter-book build . -W -n --keep-going
+export PYTHONHASHSEED := 0
+export COURSE_THREADS ?= 2
+
+.PHONY: book test bench setup browser lock clean help
+
+help:
+	@echo "make book   build the whole book (every notebook executed) into _build/html"
+	@echo "make test   run every test: unit, reference, property, nbval, build and browser"
+	@echo "make bench  time each chapter and the from-scratch-vs-reference speed ratios"
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+_vendor/.stamp: scripts/vendor_js.sh
+	bash scripts/vendor_js.sh _vendor
+	touch $@
+
+setup: $(STAMP) _vendor/.stamp
+
+book: setup
+	@$(JB) || { echo; echo "The book build failed. Notebook tracebacks (notebook and cell):"; \
+	  cat _build/html/reports/*.log 2>/dev/null; exit 1; }
+	@echo; echo "The book is in $(CURDIR)/_build/html/index.html"
+
+# Headless Chromium for the browser tests: Debian's package, installed when missing and allowed.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
+	  echo "chromium is not installed and cannot be installed here: the browser tests will fail"
+
+test: setup browser
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -p no:randomly -ra
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+lock:
+	rm -rf /tmp/attention-lock && $(PYTHON) -m venv /tmp/attention-lock
+	/tmp/attention-lock/bin/pip install --quiet -r requirements.in
+	{ sed -n '1,3p' requirements.txt; /tmp/attention-lock/bin/pip freeze --exclude-editable | \
+	  sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.txt.new && mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf _build

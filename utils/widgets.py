@@ -1,0 +1,102 @@
+"""One pattern for every experiment in the book.
+
+A chapter writes one callback, ``draw(fig, **setting)``, that draws a single setting onto a
+Matplotlib figure (or sub-figure). :class:`Experiment` then gives it two faces:
+
+* ``experiment.widget()``: the controls and an output that the callback redraws on every
+  change (Jupyter, Binder, Colab; the built book shows its initial state);
+* ``experiment.sweep("name")``: a static figure of small multiples, one panel per value of
+  one control, drawn by the *same* callback, so a reader without a kernel still sees the effect.
+"""
+
+import time
+from typing import Callable
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+
+def _options(control: widgets.ValueWidget) -> list:
+    """Every value a control allows, in order (sliders: min..max by step)."""
+    if hasattr(control, "options"):
+        return [value for _, value in control.options] if control.options and isinstance(
+            control.options[0], tuple) else list(control.options)
+    if isinstance(control, (widgets.IntSlider, widgets.FloatSlider)):
+        count = int(round((control.max - control.min) / control.step)) + 1
+        return [type(control.value)(control.min + i * control.step) for i in range(count)]
+    if isinstance(control, (widgets.Checkbox, widgets.ToggleButton)):
+        return [False, True]
+    raise ValueError(f"cannot list the values of a {type(control).__name__}; pass values=")
+
+
+class Experiment:
+    """``Experiment(draw, figsize=(8, 3), **controls)``: see the module docstring."""
+
+    def __init__(self, draw: Callable, figsize=(8.0, 3.2), **controls: widgets.ValueWidget):
+        if not controls:
+            raise ValueError("an Experiment needs at least one control")
+        for name, control in controls.items():
+            if not isinstance(control, widgets.ValueWidget):
+                raise ValueError(f"control {name!r} must be an ipywidgets value widget, "
+                                 f"got {type(control).__name__}")
+            if hasattr(control, "continuous_update"):
+                control.continuous_update = False  # redraw on release, not on every pixel
+            if not control.description:
+                control.description = name
+        self.draw, self.figsize, self.controls = draw, figsize, controls
+        self.last_draw_seconds = None
+
+    def setting(self, **overrides) -> dict:
+        """The controls' current values, with `overrides` applied (names are checked)."""
+        unknown = set(overrides) - set(self.controls)
+        if unknown:
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; known: {sorted(self.controls)}")
+        return {name: c.value for name, c in self.controls.items()} | overrides
+
+    def figure(self, **overrides) -> plt.Figure:
+        """Draw one setting into a new figure and return it (timed in `last_draw_seconds`)."""
+        start = time.perf_counter()
+        fig = plt.figure(figsize=self.figsize, layout="constrained")
+        self.draw(fig, **self.setting(**overrides))
+        self.last_draw_seconds = time.perf_counter() - start
+        return fig
+
+    def widget(self) -> widgets.VBox:
+        """Controls plus an output redrawn on every change, showing the initial setting."""
+        output = widgets.Output()
+
+        def redraw(_change=None):
+            with output:
+                output.clear_output(wait=True)
+                try:
+                    fig = self.figure()
+                except ValueError as error:  # a setting the callback rejects: say why
+                    print(f"Invalid setting: {error}")
+                    return
+                display(fig)
+                plt.close(fig)
+
+        for control in self.controls.values():
+            control.observe(redraw, names="value")
+        redraw()
+        return widgets.VBox([widgets.HBox(list(self.controls.values())), output])
+
+    def sweep(self, over: str, values=None, ncols: int = 4, **fixed) -> plt.Figure:
+        """Small multiples: one panel per value of control `over`, the others at their values."""
+        if over not in self.controls:
+            raise ValueError(f"over={over!r} is not a control; known: {sorted(self.controls)}")
+        values = _options(self.controls[over]) if values is None else list(values)
+        if not values:
+            raise ValueError("values must not be empty")
+        ncols = min(ncols, len(values))
+        nrows = -(-len(values) // ncols)
+        width, height = self.figsize
+        scale = 1.0 / ncols if ncols > 1 else 1.0
+        fig = plt.figure(figsize=(width * ncols * scale * 1.6, height * nrows * scale * 1.6 + 0.3),
+                         layout="constrained")
+        panels = fig.subfigures(nrows, ncols, squeeze=False).flat
+        for panel, value in zip(panels, values):
+            self.draw(panel, **self.setting(**fixed, **{over: value}))
+            panel.suptitle(f"{over} = {value}", fontsize=10, fontweight="bold")
+        return fig
