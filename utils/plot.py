@@ -58,13 +58,21 @@ def attention_map(ax, weights, queries=None, keys=None, title="attention weights
                    xticklabels=keys, yticklabels=queries, colorbar=colorbar)
 
 
-def image(ax, values, title=None, cmap="gray_r", overlay=None, overlay_cmap="magma", alpha=0.6):
-    """Show an image (e.g. a digit), optionally with a heat overlay such as a gradient map."""
+def image(ax, values, title=None, cmap="gray_r", overlay=None, overlay_cmap="magma", alpha=0.6,
+          overlay_range=(None, None)):
+    """Show an image (e.g. a digit), optionally with a heat overlay such as a gradient map.
+
+    NaN overlay pixels stay transparent; `overlay_range` fixes the colour scale across panels.
+    """
     ax.imshow(_as_array(values), cmap=cmap, interpolation="nearest")
     if overlay is not None:
-        ax.imshow(_as_array(overlay), cmap=overlay_cmap, alpha=alpha, interpolation="nearest")
+        vmin, vmax = overlay_range
+        ax.imshow(_as_array(overlay), cmap=overlay_cmap, alpha=alpha, interpolation="nearest",
+                  vmin=vmin, vmax=vmax)
     ax.set_xticks([])
     ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
         ax.set_title(title)
 

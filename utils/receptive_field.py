@@ -98,3 +98,33 @@ def receptive_field_extent(gradient: torch.Tensor) -> dict:
     width = int(cols.max() - cols.min() + 1) if len(cols) else 0
     return {"pixels": int(support.sum()), "fraction": float(support.float().mean()),
             "height": height, "width": width}
+
+
+# --- The chapter's experiment: one callback, drawn by the widget and by the static sweep ---
+
+def _digit() -> torch.Tensor:
+    from utils.data import load_mnist
+    images, labels = load_mnist()
+    return images[int((labels == 3).nonzero()[0])]          # a real handwritten 3, (28, 28)
+
+
+def draw_receptive_fields(fig, kernel_size: int = 3, depth: int = 2, dilation: int = 1, seed: int = 0):
+    """Gradient maps of the centre output on a real digit: a conv stack beside one attention layer."""
+    from utils.plot import image as show_image
+    digit = _digit()
+    H, W = digit.shape
+    centre = (H // 2, W // 2)
+    torch.manual_seed(seed)
+    conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
+    attention = PixelSelfAttention(H, W)
+    axes = fig.subplots(1, 2)
+    for ax, model, name in ((axes[0], conv, f"{depth}× conv"), (axes[1], attention, "1× attention")):
+        grad = input_gradient(model, digit, *centre)
+        extent = receptive_field_extent(grad)
+        # log10 of the relative gradient, so the faint edge of the field shows; zero is transparent
+        overlay = torch.where(grad > 0, torch.log10(grad / grad.max() + 1e-6), torch.nan)
+        show_image(ax, digit, overlay=overlay, overlay_range=(-6.0, 0.0),
+                   title=f"{name}: {extent['width']}×{extent['height']} ({extent['fraction']:.0%})")
+        ax.title.set_fontsize(9)
+        ax.plot(centre[1], centre[0], marker="+", color="cyan", markersize=12, mew=2)
+    return axes

@@ -82,7 +82,7 @@ class Experiment:
         redraw()
         return widgets.VBox([widgets.HBox(list(self.controls.values())), output])
 
-    def sweep(self, over: str, values=None, ncols: int = 4, **fixed) -> plt.Figure:
+    def sweep(self, over: str, values=None, ncols: int = 3, width: float = 10.0, **fixed) -> plt.Figure:
         """Small multiples: one panel per value of control `over`, the others at their values."""
         if over not in self.controls:
             raise ValueError(f"over={over!r} is not a control; known: {sorted(self.controls)}")
@@ -91,10 +91,9 @@ class Experiment:
             raise ValueError("values must not be empty")
         ncols = min(ncols, len(values))
         nrows = -(-len(values) // ncols)
-        width, height = self.figsize
-        scale = 1.0 / ncols if ncols > 1 else 1.0
-        fig = plt.figure(figsize=(width * ncols * scale * 1.6, height * nrows * scale * 1.6 + 0.3),
-                         layout="constrained")
+        panel_width = width / ncols                               # the whole figure is `width` inches
+        panel_height = panel_width * self.figsize[1] / self.figsize[0] + 0.25
+        fig = plt.figure(figsize=(width, panel_height * nrows), layout="constrained")
         panels = fig.subfigures(nrows, ncols, squeeze=False).flat
         for panel, value in zip(panels, values):
             self.draw(panel, **self.setting(**fixed, **{over: value}))

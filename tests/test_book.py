@@ -1,0 +1,143 @@
+"""Build tests and browser tests of the whole book.
+
+The book is built once (the same command as `make book`); then every page is opened in
+headless Chromium from a local server with all other network access blocked.
+"""
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def build_log() -> str:
+    """Build the book exactly as `make book` does and return its output."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        reports = "\n".join(p.read_text() for p in HTML.glob("reports/**/*.log"))
+        pytest.fail(f"the book build failed:\n{log[-6000:]}\n{reports[-6000:]}")
+    return log
+
+
+@pytest.mark.build
+def test_book_builds_with_zero_warnings(build_log):
+    warnings = [line for line in build_log.splitlines() if re.search(r"\bWARNING\b", line)
+                and "Kernel is running over TCP" not in line]  # jupyter_client's note, not Sphinx's
+    assert not warnings, "\n".join(warnings)
+
+
+@pytest.mark.build
+def test_every_toc_entry_has_a_page(build_log):
+    import yaml
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for file in files:
+        assert (HTML / f"{file}.html").exists(), file
+
+
+@pytest.mark.build
+def test_site_loads_nothing_from_other_hosts(build_log):
+    pattern = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.I)
+    for page in HTML.rglob("*.html"):
+        for tag in pattern.findall(page.read_text()):
+            if "rel=\"canonical\"" not in tag:
+                pytest.fail(f"{page.relative_to(HTML)} loads from another host: {tag}")
+
+
+def _pages():
+    return sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
+                  if "_static" not in p.parts and p.name not in ("genindex.html", "search.html"))
+
+
+@pytest.fixture(scope="module")
+def server(build_log):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(build_log):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: `make test` installs Debian's chromium (needs root and apt)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+def _open(browser, server, page_path):
+    """Open one page; return (page, console errors, failed or foreign requests)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors, bad_requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: bad_requests.append(f"failed: {r.url}"))
+
+    def route(r):
+        if r.request.url.startswith(server):
+            r.continue_()
+        else:
+            bad_requests.append(f"foreign: {r.request.url}")
+            r.abort()
+    page.route("**/*", route)
+    page.goto(f"{server}/{page_path}", wait_until="networkidle")
+    page.wait_for_timeout(300)
+    return page, errors, bad_requests
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_path", _pages() if HTML.exists() else ["index.html"])
+def test_page_renders_without_errors(browser, server, page_path):
+    page, errors, bad_requests = _open(browser, server, page_path)
+    try:
+        assert not errors, f"console errors on {page_path}: {errors}"
+        assert not bad_requests, f"{page_path}: {bad_requests}"
+        broken = page.evaluate("""() => [...document.images]
+            .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)""")
+        assert not broken, f"images that did not load on {page_path}: {broken}"
+        views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+        if views:
+            page.wait_for_selector(".widget-output img, .jupyter-widgets-output-area img", timeout=15000)
+            rendered = page.evaluate("""() => [...document.querySelectorAll(
+                'script[type="application/vnd.jupyter.widget-view+json"]')].filter(
+                s => s.parentElement.querySelector('.jupyter-widgets')).length""")
+            assert rendered == views, f"{page_path}: {views - rendered} of {views} widgets did not render"
+    finally:
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_screenshots_of_landing_page_and_chapter_0(browser, server):
+    """Keeps screenshots under _build/screenshots for people to look at."""
+    out = ROOT / "_build" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    for page_path, name in (("index.html", "landing"), ("chapters/00_why_attention.html", "chapter0")):
+        page, errors, _ = _open(browser, server, page_path)
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        page.context.close()
+        assert (out / f"{name}.png").stat().st_size > 10_000
