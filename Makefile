@@ -34,8 +34,7 @@ _vendor/.stamp: scripts/vendor_js.sh
 setup: $(STAMP) _vendor/.stamp
 
 book: setup
-	@$(JB) || { echo; echo "The book build failed. Notebook tracebacks (notebook and cell):"; \
-	  cat _build/html/reports/*.log 2>/dev/null; exit 1; }
+	@$(JB) || { echo; echo "The book build failed: the failing notebook, cell and traceback are above."; exit 1; }
 	@echo; echo "The book is in $(CURDIR)/_build/html/index.html"
 
 # Headless Chromium for the browser tests: Debian's package, installed when missing and allowed.
@@ -45,7 +44,7 @@ browser:
 	  echo "chromium is not installed and cannot be installed here: the browser tests will fail"
 
 test: setup browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -p no:randomly -ra
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
 
 bench: setup
 	$(BIN)/python scripts/bench.py

@@ -7,14 +7,13 @@ import numpy as np
 import torch
 
 
-def set_seed(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch; return a `torch.Generator` seeded the same way."""
+def set_seed(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch's global generators."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got seed={seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def get_device(prefer: str = "auto") -> torch.device:
