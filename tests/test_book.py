@@ -112,25 +112,37 @@ def _open(browser, server, page_path):
     return page, errors, bad_requests
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("page_path", _pages() if HTML.exists() else ["index.html"])
-def test_page_renders_without_errors(browser, server, page_path):
+def _problems(browser, server, page_path) -> list[str]:
+    """Everything wrong with one page as a reader would see it."""
     page, errors, bad_requests = _open(browser, server, page_path)
+    problems = [f"console error: {e}" for e in errors] + bad_requests
     try:
-        assert not errors, f"console errors on {page_path}: {errors}"
-        assert not bad_requests, f"{page_path}: {bad_requests}"
         broken = page.evaluate("""() => [...document.images]
             .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)""")
-        assert not broken, f"images that did not load on {page_path}: {broken}"
+        problems += [f"image did not load: {src}" for src in broken]
         views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
         if views:
-            page.wait_for_selector(".widget-output img, .jupyter-widgets-output-area img", timeout=15000)
-            rendered = page.evaluate("""() => [...document.querySelectorAll(
+            page.wait_for_function("""n => [...document.querySelectorAll(
                 'script[type="application/vnd.jupyter.widget-view+json"]')].filter(
-                s => s.parentElement.querySelector('.jupyter-widgets')).length""")
-            assert rendered == views, f"{page_path}: {views - rendered} of {views} widgets did not render"
+                s => s.parentElement.querySelector('.jupyter-widgets')).length === n""", arg=views, timeout=20000)
+            empty_outputs = page.evaluate("""() => [...document.querySelectorAll('.jupyter-widgets.widget-output')]
+                .filter(o => !o.querySelector('img, pre, .jp-RenderedText')).length""")
+            if empty_outputs:
+                problems.append(f"{empty_outputs} widget output(s) rendered empty")
+        return problems
+    except Exception as error:  # a widget that never rendered times out here
+        return problems + [f"{type(error).__name__}: {error}"]
     finally:
         page.context.close()
+
+
+@pytest.mark.browser
+def test_every_page_renders_without_errors(browser, server):
+    """Console errors, failed or foreign requests, broken images, widgets that did not render."""
+    pages = _pages()
+    assert "index.html" in pages and any(p.startswith("chapters/") for p in pages)
+    report = {page: problems for page in pages if (problems := _problems(browser, server, page))}
+    assert not report, "\n".join(f"{page}: {problems}" for page, problems in report.items())
 
 
 @pytest.mark.browser

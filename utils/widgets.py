@@ -19,9 +19,8 @@ from IPython.display import display
 
 def _options(control: widgets.ValueWidget) -> list:
     """Every value a control allows, in order (sliders: min..max by step)."""
-    if hasattr(control, "options"):
-        return [value for _, value in control.options] if control.options and isinstance(
-            control.options[0], tuple) else list(control.options)
+    if isinstance(control, (widgets.Dropdown, widgets.SelectionSlider, widgets.ToggleButtons)):
+        return [value for _, value in control._options_full]  # (label, value) pairs
     if isinstance(control, (widgets.IntSlider, widgets.FloatSlider)):
         count = int(round((control.max - control.min) / control.step)) + 1
         return [type(control.value)(control.min + i * control.step) for i in range(count)]
