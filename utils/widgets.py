@@ -20,7 +20,9 @@ from IPython.display import display
 def _options(control: widgets.ValueWidget) -> list:
     """Every value a control allows, in order (sliders: min..max by step)."""
     if isinstance(control, (widgets.Dropdown, widgets.SelectionSlider, widgets.ToggleButtons)):
-        return [value for _, value in control._options_full]  # (label, value) pairs
+        options = control.options       # values, (label, value) pairs, or {label: value}
+        pairs = options.items() if isinstance(options, dict) else options
+        return [o[1] if isinstance(o, tuple) else o for o in pairs]
     if isinstance(control, (widgets.IntSlider, widgets.FloatSlider)):
         count = int(round((control.max - control.min) / control.step)) + 1
         return [type(control.value)(control.min + i * control.step) for i in range(count)]
