@@ -43,8 +43,9 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 	  echo "chromium is not installed and cannot be installed here: the browser tests will fail"
 
+# Two pytest workers share the two cores, so each notebook kernel gets one thread here.
 test: setup browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
+	COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
 
 bench: setup
 	$(BIN)/python scripts/bench.py
