@@ -340,3 +340,36 @@ def test_neighbour_task_targets_and_offsets():
     assert logits.shape == (3, 5, 10) and w.shape == (3, 2, 5, 5)
     with pytest.raises(ValueError, match="head=2"):
         draw_heads(None, head=2, model=model, tokens=x)
+
+
+def test_draw_heads_labels_positions_and_digits():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    config = NeighbourTaskConfig(length=5)
+    x, _ = neighbour_difference_batch(2, config, torch.Generator().manual_seed(0))
+    fig = plt.figure()
+    axes = draw_heads(fig, head=1, example=1, model=NeighbourModel(config), tokens=x)
+    labels = [t.get_text() for t in axes[0].get_xticklabels()]
+    assert labels == [f"{i}:{int(t)}" for i, t in enumerate(x[1])]
+    plt.close(fig)
+
+
+def test_draw_scaling_panels_and_visible_marker():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from utils.attention import D_K_VALUES, draw_scaling
+    fig = plt.figure()
+    axes = draw_scaling(fig, d_k=1024)
+    assert len(axes) == 3
+    for ax in axes[1:]:                       # the dashed d_k mark is inside the axes
+        low, high = ax.get_xlim()
+        assert low < D_K_VALUES[0] and high > D_K_VALUES[-1]
+    assert len(draw_scaling(plt.figure(), d_k=16, panels=("example",))) == 1
+    assert len(draw_scaling(plt.figure(), d_k=None, panels=("entropy", "gradient"))) == 2
+    with pytest.raises(ValueError, match="panels"):
+        draw_scaling(plt.figure(), panels=("histogram",))
+    with pytest.raises(ValueError, match="needs a d_k"):
+        draw_scaling(plt.figure(), d_k=None)
+    plt.close("all")

@@ -295,3 +295,19 @@ def test_char_tokenizer_round_trip_and_model_shapes():
         model = CharLM(CharLMConfig(tokenizer.vocab_size, embed_size=4, hidden_size=6, cell=cell))
         assert model(x)[0].shape == (2, 5, tokenizer.vocab_size)
         assert generate(model, tokenizer, "in", length=7).startswith("in") and len(generate(model, tokenizer, "in", 7)) == 9
+
+
+@pytest.mark.parametrize("scale, nonlinearity", [(0.5, "tanh"), (0.5, "relu"), (2.0, "tanh"), (2.0, "relu")])
+def test_draw_rnn_gradients_keeps_both_curves_inside_the_axes(scale, nonlinearity):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.rnn import draw_rnn_gradients
+    fig = plt.figure()
+    axes = draw_rnn_gradients(fig, scale=scale, nonlinearity=nonlinearity, length=60)
+    low, high = axes[0].get_ylim()
+    for line in axes[0].get_lines():                   # the measured norms and scale^k
+        y = line.get_ydata()
+        assert low <= y.min() and y.max() <= high
+    plt.close(fig)

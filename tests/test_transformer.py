@@ -202,6 +202,22 @@ def test_padding_in_a_batch_changes_nothing_and_removing_the_mask_would():
         assert not torch.allclose(model(src, tgt)[1:, :2], second, atol=ATOL)
 
 
+def test_target_padding_mask_is_redundant_before_right_padding_under_a_causal_mask():
+    """Chapter 5, exercise 3: right padding is invisible to earlier causal queries."""
+    model = Transformer(16, 2, 1, 2, 32, dropout=0.0)
+    src, tgt = torch.randn(2, 4, 16), torch.randn(2, 5, 16)
+    tgt_real = _padding([5, 2], 5)
+    with torch.no_grad():
+        masked = model(src, tgt, tgt_mask=causal_mask(5), tgt_key_padding_mask=tgt_real)
+        unmasked = model(src, tgt, tgt_mask=causal_mask(5))
+        no_memory_mask = model(src, tgt, tgt_mask=causal_mask(5),
+                               memory_key_padding_mask=_padding([4, 2], 4))
+    torch.testing.assert_close(masked[0], unmasked[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(masked[1, :2], unmasked[1, :2], atol=ATOL, rtol=0)
+    assert not torch.allclose(masked[1, 2:], unmasked[1, 2:], atol=ATOL)   # only padding moves
+    assert not torch.allclose(no_memory_mask[1], unmasked[1], atol=ATOL)   # source padding matters
+
+
 def test_greedy_decode_matches_step_by_step_argmax_and_stops_at_eos():
     model = _seq2seq()
     src = torch.randint(3, 12, (3, 5), generator=torch.Generator().manual_seed(0))

@@ -261,24 +261,46 @@ def cached_softmax_statistics(d_k: int, scaled: bool) -> dict:
     return _statistics_cache[d_k, scaled]
 
 
-def draw_scaling(fig, d_k: int = 64):
-    """One setting of chapter 3's experiment: one query's weights, then entropy and gradient vs d_k."""
+def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradient")):
+    """Chapter 3's experiment: one query's weights, then entropy and gradient vs d_k.
+
+    `panels` picks which of the three to draw (left to right); the entropy and gradient
+    curves do not depend on `d_k`, which is only marked on them (dashed; None: no mark).
+    """
+    unknown = set(panels) - {"example", "entropy", "gradient"}
+    if not panels or unknown:
+        raise ValueError(f"panels must be a non-empty subset of example, entropy, gradient; got {panels!r}")
+    if "example" in panels and d_k is None:
+        raise ValueError("the 'example' panel needs a d_k")
     curves = {s: [cached_softmax_statistics(d, s) for d in D_K_VALUES] for s in (False, True)}
     style = {False: ("unscaled  q·k", "tab:red"), True: ("scaled  q·k/√d_k", "tab:blue")}
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ax = dict(zip(panels, axes))
+    n_keys = len(curves[False][0]["example"])
     for scaled, (label, colour) in style.items():
-        example = cached_softmax_statistics(d_k, scaled)["example"].sort(descending=True).values
-        axes[0].plot(range(1, len(example) + 1), example, marker="o", ms=3, color=colour, label=label)
-        axes[1].plot(D_K_VALUES, [c["entropy"] for c in curves[scaled]], marker="o", ms=3, color=colour)
-        axes[2].plot(D_K_VALUES, [c["grad_norm"] for c in curves[scaled]], marker="o", ms=3, color=colour)
-    n_keys = len(example)
-    axes[0].set(title="one query, sorted", xlabel="key (rank)", ylabel="weight", ylim=(0, 1.02))
-    axes[0].legend(frameon=False, fontsize=8)
-    axes[1].axhline(math.log(n_keys), color="gray", ls=":", lw=1)
-    axes[1].set(title="entropy (nats)", xlabel="d_k", ylim=(0, 1.05 * math.log(n_keys)))
-    axes[2].set(title="gradient to the scores", xlabel="d_k", yscale="log")
-    for ax in axes[1:]:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([1, 8, 64, 512], labels=["1", "8", "64", "512"])
-        ax.axvline(d_k, color="black", lw=1, ls="--")
+        if "example" in ax:
+            example = cached_softmax_statistics(d_k, scaled)["example"].sort(descending=True).values
+            ax["example"].plot(range(1, n_keys + 1), example, marker="o", ms=3, color=colour, label=label)
+        for name, key in (("entropy", "entropy"), ("gradient", "grad_norm")):
+            if name in ax:
+                ax[name].plot(D_K_VALUES, [c[key] for c in curves[scaled]], marker="o", ms=3,
+                              color=colour, label=label)
+    if "example" in ax:
+        ax["example"].set(title="one query, sorted", xlabel="key (rank)", ylabel="weight",
+                          ylim=(0, 1.02))
+        ax["example"].legend(frameon=False, fontsize=8)
+    if "entropy" in ax:
+        ax["entropy"].axhline(math.log(n_keys), color="gray", ls=":", lw=1)
+        ax["entropy"].set(title="entropy (nats)", xlabel="d_k", ylim=(0, 1.05 * math.log(n_keys)))
+    if "gradient" in ax:
+        ax["gradient"].set(title="gradient to the scores", xlabel="d_k", yscale="log")
+    for name in ("entropy", "gradient"):
+        if name in ax:
+            ax[name].set_xscale("log", base=2)
+            ax[name].set_xlim(D_K_VALUES[0] / 1.5, D_K_VALUES[-1] * 1.5)   # the d_k marker stays visible
+            ax[name].set_xticks([1, 8, 64, 512], labels=["1", "8", "64", "512"])
+            if d_k is not None:
+                ax[name].axvline(d_k, color="black", lw=1, ls="--")
+    if "example" not in ax:
+        axes[0].legend(frameon=False, fontsize=8)
     return axes

@@ -127,15 +127,17 @@ def cross_attention_maps(model, number: int) -> tuple[list[str], list[str], torc
 
 
 def draw_alignment(fig, number: int = 3050, *, model):
-    """Cross-attention of the last decoder layer, averaged over heads, and of each head."""
+    """Cross-attention of the last decoder layer: mean over heads, each head, a colorbar."""
     words, outputs, weights = cross_attention_maps(model, number)
     last = weights[-1]                                                 # (H, T_out, T_src)
     H = last.shape[0]
-    axes = fig.subplots(1, H + 1, gridspec_kw={"width_ratios": [2] + [1] * H})
-    attention_map(axes[0], last.mean(0), queries=outputs, keys=words, colorbar=False,
-                  title=f"{number}: mean over heads")
+    axes = fig.subplots(1, H + 1, gridspec_kw={"width_ratios": [1.6] + [1] * H})
+    image = attention_map(axes[0], last.mean(0), queries=outputs, keys=words,
+                          colorbar=False, title=f"{number}: mean of heads")
     axes[0].set(xlabel="source word", ylabel="output digit")
     for h in range(H):
-        attention_map(axes[h + 1], last[h], queries=outputs, keys=words, colorbar=False, title=f"head {h}")
+        attention_map(axes[h + 1], last[h], queries=outputs, keys=words, colorbar=False,
+                      title=f"head {h}")
         axes[h + 1].set(xlabel="", ylabel="", yticks=[])
+    fig.colorbar(image, ax=list(axes), fraction=0.03, pad=0.02, label="weight")
     return axes

@@ -295,12 +295,16 @@ def draw_rnn_gradients(fig, scale: float = 1.0, nonlinearity: str = "tanh", leng
     _check_nonlinearity(nonlinearity)
     axes = fig.subplots(1, 2, width_ratios=[1.6, 1])
     distance, norms = rnn_gradient_flow(scale, nonlinearity, length)
+    linear = float(scale) ** distance.double()                       # the linear RNN's bound
     axes[0].semilogy(distance, norms, color="C0", lw=2, label=f"scale {scale:g}")
-    axes[0].semilogy(distance, float(scale) ** distance.double(), color="gray", ls="--", lw=1,
+    axes[0].semilogy(distance, linear, color="gray", ls="--", lw=1,
                      label=r"scale$^{\,k}$ (linear RNN)")
     axes[0].set(xlabel="distance k = T - t", ylabel=r"$\|\partial h_T / \partial h_t\|_2$",
                 title=f"{nonlinearity} RNN: gradient vs distance")
-    axes[0].set_ylim(max(float(norms.min()), 1e-30) / 10, max(float(norms.max()), 1.0) * 10)
+    # y-limits from both curves, so that neither runs off the axes
+    low = max(min(float(norms.min()), float(linear.min())), 1e-300)
+    high = max(float(norms.max()), float(linear.max()), 1.0)
+    axes[0].set_ylim(low / 10, high * 10)
     axes[0].legend(frameon=False, fontsize=8)
     cell = scaled_rnn_cell(32, scale, nonlinearity)
     x = torch.randn(4, length, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

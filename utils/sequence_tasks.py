@@ -110,12 +110,13 @@ def draw_long_range(fig, lag: int = 20, forget_bias: float = 0.0, results: dict 
     axes[0].plot(lags, results["lstm", forget_bias], marker="s", ms=4, label=f"LSTM, forget bias {forget_bias:g}")
     axes[0].axhline(results["chance"], color="gray", ls=":", label="chance")
     axes[0].axvline(lag, color="black", lw=0.8)
-    axes[0].set(xlabel="lag (steps)", ylabel="accuracy", ylim=(0, 1.05),
-                title="Trained: accuracy vs lag")
-    axes[0].legend(frameon=False, fontsize=8, loc="center right")
+    axes[0].set(xlabel="lag (steps)", ylabel="accuracy", ylim=(0, 1.45),
+                yticks=[0, 0.25, 0.5, 0.75, 1], title="Trained: accuracy vs lag")
+    # the legend goes in the empty band above accuracy 1, clear of the lines
+    axes[0].legend(frameon=False, fontsize=8, loc="upper center", ncols=2)
     distance, rnn_norms, lstm_norms = lstm_gradient_flow(forget_bias, length=lag + 1)
     axes[1].semilogy(distance, rnn_norms, label=r"RNN $\|\partial h_T/\partial h_t\|$")
     axes[1].semilogy(distance, lstm_norms, label=r"LSTM $\|\partial c_T/\partial c_t\|$")
     axes[1].set(xlabel="distance T - t", title="Untrained: gradient flow")
-    axes[1].legend(frameon=False, fontsize=8)
+    axes[1].legend(frameon=False, fontsize=8, loc="lower left")
     return axes

@@ -102,10 +102,10 @@ def draw_heads(fig, head: int = 0, example: int = 0, model: NeighbourModel | Non
     with torch.no_grad():
         _, weights = model(tokens)                                         # (B, H, T, T)
     T = tokens.shape[1]
-    labels = [str(int(t)) for t in tokens[example]]
+    labels = [f"{i}:{int(t)}" for i, t in enumerate(tokens[example])]   # position:digit
     axes = fig.subplots(1, 2, width_ratios=[1.1, 1])
     attention_map(axes[0], weights[example, head], queries=labels, keys=labels,
-                  title=f"head {head}, example {example}")
+                  title=f"head {head}, example {example} (position:digit)")
     profile = attention_by_offset(weights)[head]                           # (T,)
     offsets = [o if o <= T // 2 else o - T for o in range(T)]              # show -1 as -1, not T-1
     order = sorted(range(T), key=lambda o: offsets[o])

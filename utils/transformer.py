@@ -21,17 +21,22 @@ from utils.attention import MultiHeadAttention, causal_mask
 
 
 def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
-    """(T, d_model) table: PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(same angle)."""
+    """(T, d_model) table: PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos.
+
+    Both use the same angle t / 10000^(2i/d).
+    """
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive int, got T={T!r}")
     if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
-        raise ValueError(f"d_model must be a positive even int, got d_model={d_model!r}")
-    position = torch.arange(T, dtype=torch.float32)[:, None]                        # (T, 1)
-    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (d/2,)
-    angle = position * frequency                                                    # (T, d/2)
+        raise ValueError(
+            f"d_model must be a positive even int, got d_model={d_model!r}")
+    position = torch.arange(T, dtype=torch.float32)[:, None]          # (T, 1)
+    i2 = torch.arange(0, d_model, 2)                                  # 2i
+    frequency = torch.exp(-math.log(10000.0) * i2 / d_model)          # (d/2,)
+    angle = position * frequency                                      # (T, d/2)
     pe = torch.zeros(T, d_model)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
-    return pe                                                                       # (T, d_model)
+    return pe                                                         # (T, d)
 
 
 def _check_input(name: str, x: torch.Tensor, d_model: int) -> None:
@@ -83,14 +88,16 @@ def _check_sizes(d_model, num_heads, dim_feedforward, dropout):
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention, then a feed-forward network; each sub-layer has a residual and a LayerNorm.
+    """Self-attention, then feed-forward; each with a residual and a LayerNorm.
 
-    Post-norm (the 2017 paper): x = norm(x + sublayer(x)). Pre-norm (``norm_first=True``):
-    x = x + sublayer(norm(x)).
+    Post-norm (the 2017 paper): x = norm(x + sublayer(x)). Pre-norm
+    (``norm_first=True``): x = x + sublayer(norm(x)).
     """
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 norm_first: bool = False, layer_norm_eps: float = 1e-5):
+    def __init__(self, d_model: int, num_heads: int,
+                 dim_feedforward: int = 2048, dropout: float = 0.1,
+                 norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         _check_sizes(d_model, num_heads, dim_feedforward, dropout)
         self.d_model, self.norm_first = d_model, norm_first
@@ -99,45 +106,52 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.attention = None  # the last self-attention weights (B, H, T, T), detached
+        self.attention = None  # last self-attention weights (B, H, T, T)
 
     def _self_attention(self, x, mask):
         out, weights = self.self_attn(x, x, x, mask)
         self.attention = weights.detach()
         return self.dropout1(out)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, d_model); mask broadcastable to (B, H, T, T), True = may attend."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        """x: (B, T, d); mask broadcastable to (B, H, T, T), True = may attend."""
         if self.norm_first:
             x = x + self._self_attention(self.norm1(x), mask)
             x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
             x = self.norm1(x + self._self_attention(x, mask))
             x = self.norm2(x + self.dropout2(self.feed_forward(x)))
-        return x                                                          # (B, T, d_model)
+        return x                                          # (B, T, d_model)
 
 
 class DecoderLayer(nn.Module):
-    """Masked self-attention, cross-attention to the encoder's output, then a feed-forward network.
+    """Masked self-attention, cross-attention to the encoder, feed-forward net.
 
-    In cross-attention the **queries come from the decoder** and the **keys and values from the
-    encoder's output** (``memory``): each target position looks up the source.
+    In cross-attention the **queries come from the decoder** and the **keys and
+    values from the encoder's output** (``memory``): each target position looks
+    up the source.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 norm_first: bool = False, layer_norm_eps: float = 1e-5):
+    def __init__(self, d_model: int, num_heads: int,
+                 dim_feedforward: int = 2048, dropout: float = 0.1,
+                 norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         _check_sizes(d_model, num_heads, dim_feedforward, dropout)
         self.d_model, self.norm_first = d_model, norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads,
+                                            dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads,
+                                             dropout=dropout)
         self.feed_forward = FeedForward(d_model, dim_feedforward, dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
-        self.attention = None        # last masked self-attention weights (B, H, T_tgt, T_tgt)
-        self.cross_attention = None  # last cross-attention weights (B, H, T_tgt, T_src)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.attention = None        # last self-attention (B, H, T_tgt, T_tgt)
+        self.cross_attention = None  # last cross-attention (B, H, T_tgt, T_src)
 
     def _self_attention(self, x, mask):
         out, weights = self.self_attn(x, x, x, mask)
@@ -145,13 +159,15 @@ class DecoderLayer(nn.Module):
         return self.dropout1(out)
 
     def _cross_attention(self, x, memory, mask):
-        out, weights = self.cross_attn(x, memory, memory, mask)          # queries: decoder; keys, values: encoder
+        # queries: the decoder; keys and values: the encoder's output
+        out, weights = self.cross_attn(x, memory, memory, mask)
         self.cross_attention = weights.detach()
         return self.dropout2(out)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, memory: torch.Tensor,
+                mask: torch.Tensor | None = None,
                 memory_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T_tgt, d_model), memory: (B, T_src, d_model); masks True = may attend."""
+        """x: (B, T_tgt, d), memory: (B, T_src, d); masks: True = may attend."""
         if self.norm_first:
             x = x + self._self_attention(self.norm1(x), mask)
             x = x + self._cross_attention(self.norm2(x), memory, memory_mask)
@@ -160,7 +176,7 @@ class DecoderLayer(nn.Module):
             x = self.norm1(x + self._self_attention(x, mask))
             x = self.norm2(x + self._cross_attention(x, memory, memory_mask))
             x = self.norm3(x + self.dropout3(self.feed_forward(x)))
-        return x                                                          # (B, T_tgt, d_model)
+        return x                                      # (B, T_tgt, d_model)
 
 
 class Transformer(nn.Module):
@@ -214,15 +230,17 @@ class Transformer(nn.Module):
         return self.decoder_norm(x)
 
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
-                src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
-        """src: (B, T_src, d_model), tgt: (B, T_tgt, d_model) -> (B, T_tgt, d_model).
+                src_key_padding_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None):
+        """src: (B, T_src, d_model), tgt: (B, T_tgt, d_model) -> (B, T_tgt, d).
 
-        src_mask (T_src, T_src), tgt_mask (T_tgt, T_tgt), memory_mask (T_tgt, T_src): True = may
-        attend. Key-padding masks (B, T): True = real token. For a causal decoder pass
-        ``tgt_mask=causal_mask(T_tgt)``.
+        src_mask (T_src, T_src), tgt_mask (T_tgt, T_tgt) and memory_mask
+        (T_tgt, T_src): True = may attend. Key-padding masks (B, T): True = real
+        token. For a causal decoder pass ``tgt_mask=causal_mask(T_tgt)``.
         """
         memory = self.encode(src, src_mask, src_key_padding_mask)
-        return self.decode(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask)
+        return self.decode(tgt, memory, tgt_mask, memory_mask,
+                           tgt_key_padding_mask, memory_key_padding_mask)
 
     @classmethod
     def from_torch(cls, m: nn.Transformer) -> "Transformer":
@@ -323,25 +341,30 @@ class Seq2Seq(nn.Module):
         return self.decode(tgt, memory, src_real)
 
     @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, max_len: int | None = None, eos_id: int | None = None) -> torch.Tensor:
-        """Generate one token at a time, each time taking the most likely one (serial).
+    def greedy_decode(self, src: torch.Tensor, max_len: int | None = None,
+                      eos_id: int | None = None) -> torch.Tensor:
+        """Generate one token at a time, each time the most likely one (serial).
 
-        Returns the generated ids (B, L), BOS excluded; after a sequence's end token the rest
-        of its row is ``pad_id``. Stops when every sequence has ended or after `max_len` tokens
-        (default: the position table's size minus one).
+        Returns the generated ids (B, L), BOS excluded; after a sequence's end
+        token the rest of its row is ``pad_id``. Stops when every sequence has
+        ended or after `max_len` tokens (default: position table size - 1).
         """
         c = self.config
         max_len = c.max_len - 1 if max_len is None else max_len
         eos_id = c.eos_id if eos_id is None else eos_id
         if not 1 <= max_len <= c.max_len - 1:
-            raise ValueError(f"max_len must be between 1 and {c.max_len - 1}, got max_len={max_len}")
+            raise ValueError(f"max_len must be between 1 and {c.max_len - 1}, "
+                             f"got max_len={max_len}")
         memory, src_real = self.encode(src)
-        tokens = torch.full((src.shape[0], 1), c.bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+        B = src.shape[0]
+        tokens = torch.full((B, 1), c.bos_id, dtype=torch.long,
+                            device=src.device)                   # (B, 1)
+        done = torch.zeros(B, dtype=torch.bool, device=src.device)
         for _ in range(max_len):
-            next_token = self.decode(tokens, memory, src_real)[:, -1].argmax(-1)   # (B,)
+            logits = self.decode(tokens, memory, src_real)       # (B, t, V)
+            next_token = logits[:, -1].argmax(-1)                # (B,)
             next_token = next_token.masked_fill(done, c.pad_id)
-            tokens = torch.cat([tokens, next_token[:, None]], dim=1)               # (B, t + 1)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # (B, t+1)
             done |= next_token == eos_id
             if done.all():
                 break
