@@ -201,8 +201,9 @@ def test_experiment_rejects_bad_controls_and_settings():
 
 def test_experiment_widget_reports_an_invalid_setting_in_its_output():
     experiment = _experiment()
-    experiment.widget()
+    _, output = experiment.widget().children
     experiment.controls["size"].value = 4  # the callback rejects it; the widget must not raise
+    assert output.outputs[-1]["text"] == "Invalid setting: size 4 is not allowed\n"
     plt.close("all")
 
 

@@ -157,3 +157,18 @@ def test_char_tokenizer_round_trip(corpus):
     tok = CharTokenizer(corpus)
     sample = corpus[:5000]
     assert tok.decode(tok.encode(sample)) == sample
+
+
+def test_classifier_rejects_lengths_outside_the_sequence():
+    clf = GPTClassifier(GPT(GPTConfig(vocab_size=12, block_size=10, n_layer=1, n_head=2, d_model=8)), 3)
+    idx = torch.zeros(2, 5, dtype=torch.long)
+    for bad in (torch.tensor([0, 3]), torch.tensor([6, 3]), torch.tensor([3])):
+        with pytest.raises(ValueError, match="lengths must be"):
+            clf(idx, bad)
+
+
+def test_from_hf_gpt2_rejects_a_non_standard_mlp_width():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_positions=8, n_embd=8, n_layer=1, n_head=2, n_inner=24))
+    with pytest.raises(ValueError, match="n_inner"):
+        GPT.from_hf_gpt2(hf)

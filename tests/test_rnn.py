@@ -173,8 +173,9 @@ def test_set_forget_bias_moves_only_the_forget_slice():
                 assert torch.equal(torch.cat([p[:4], p[8:]]), torch.cat([before[name][:4], before[name][8:]]))
             else:
                 assert torch.equal(p, before[name])
-    with pytest.raises(ValueError, match="no LSTM biases"):
-        set_forget_bias(nn.Linear(2, 2), 1.0)
+    for not_an_lstm in (nn.Linear(2, 2), nn.RNN(3, 4), nn.GRU(3, 4)):  # an RNN's biases have no f slice
+        with pytest.raises(ValueError, match="needs an LSTM or LSTMCell"):
+            set_forget_bias(not_an_lstm, 1.0)
 
 
 # --- Bad input --------------------------------------------------------------------------------
@@ -311,3 +312,9 @@ def test_draw_rnn_gradients_keeps_both_curves_inside_the_axes(scale, nonlinearit
         y = line.get_ydata()
         assert low <= y.min() and y.max() <= high
     plt.close(fig)
+
+
+def test_count_parameters_by_kind_inside_a_wrapping_module():
+    wrapped = nn.Sequential(LSTM(3, 4))                  # names like "0.weight_ih_l0"
+    assert count_parameters(wrapped, "weight") == 4 * 4 * (3 + 4)
+    assert count_parameters(wrapped, "bias") == 2 * 4 * 4

@@ -82,7 +82,7 @@ def padding_mask(lengths, T: int) -> torch.Tensor:
         raise ValueError(f"T must be a positive int, got T={T!r}")
     if len(lengths) and (lengths.min() < 0 or lengths.max() > T):
         raise ValueError(f"lengths must be between 0 and T={T}, got lengths={lengths.tolist()}")
-    keep = torch.arange(T) < lengths[:, None]                   # (B, T)
+    keep = torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
     return keep[:, None, None, :]                               # (B, 1, 1, T)
 
 
@@ -196,7 +196,11 @@ def multi_head_loop(mha: MultiHeadAttention, query, key, value, mask=None) -> to
 
 
 def multi_head_fused(mha: MultiHeadAttention, query, key, value, mask=None) -> torch.Tensor:
-    """`mha`'s output with PyTorch's fused ``F.scaled_dot_product_attention`` (no weights)."""
+    """`mha`'s output with PyTorch's fused ``F.scaled_dot_product_attention`` (no weights).
+
+    For the speed comparison only: it ignores `mha.dropout`, and `mask` must leave every query at
+    least one key (PyTorch's boolean-mask handling of fully masked rows differs across versions).
+    """
     H = mha.num_heads
     q, k, v = (split_heads(proj(x), H) for proj, x in ((mha.w_q, query), (mha.w_k, key), (mha.w_v, value)))
     return mha.w_o(merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))

@@ -84,7 +84,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)                # (B, H, T_seen, d_head)
         T_k = k.shape[2]
-        mask = causal_mask(T_k)[T_k - T:]            # (T, T_k): last T rows
+        mask = causal_mask(T_k)[T_k - T:].to(x.device)  # (T, T_k): last T rows
         p = self.dropout if self.training else 0.0
         y, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, T, C)
@@ -248,11 +248,11 @@ class GPT(nn.Module):
                              f"got {hf.activation_function!r}")
         if (hf.layer_norm_epsilon != 1e-5 or not hf.scale_attn_weights
                 or hf.scale_attn_by_inverse_layer_idx
-                or hf.reorder_and_upcast_attn):
+                or hf.reorder_and_upcast_attn or hf.n_inner is not None):
             raise ValueError(
                 "from_hf_gpt2 supports layer_norm_epsilon=1e-5, "
                 "scale_attn_weights=True, scale_attn_by_inverse_layer_idx="
-                "False and reorder_and_upcast_attn=False")
+                "False, reorder_and_upcast_attn=False and n_inner=None (4x MLP)")
         config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions,
                            n_layer=hf.n_layer, n_head=hf.n_head,
                            d_model=hf.n_embd, dropout=0.0, bias=True)
@@ -305,8 +305,12 @@ class GPTClassifier(nn.Module):
         self.head = nn.Linear(gpt.config.d_model, num_classes)
 
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        if lengths.shape != (idx.shape[0],) or lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must be ({idx.shape[0]},) with values in [1, {T}], "
+                             f"got {lengths.tolist()}")
         h = self.gpt.hidden_states(idx)                          # (B, T, C)
-        positions = torch.arange(idx.shape[1])
+        positions = torch.arange(T, device=idx.device)
         real = (positions < lengths[:, None]).unsqueeze(-1)      # (B, T, 1)
         pooled = (h * real).sum(1) / real.sum(1).clamp(min=1)    # (B, C)
         return self.head(pooled)                                 # (B, classes)

@@ -114,9 +114,10 @@ def draw_receptive_fields(fig, kernel_size: int = 3, depth: int = 2, dilation: i
     digit = _digit()
     H, W = digit.shape
     centre = (H // 2, W // 2)
-    torch.manual_seed(seed)
-    conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
-    attention = PixelSelfAttention(H, W)
+    with torch.random.fork_rng():  # seeded models, leaving the caller's random state alone
+        torch.manual_seed(seed)
+        conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
+        attention = PixelSelfAttention(H, W)
     axes = fig.subplots(1, 2)
     for ax, model, name in ((axes[0], conv, f"{depth}× conv"), (axes[1], attention, "1× attention")):
         grad = input_gradient(model, digit, *centre)

@@ -209,6 +209,8 @@ def set_forget_bias(lstm: nn.Module, value: float) -> nn.Module:
 
     Works on our LSTM and LSTMCell and on PyTorch's. Used in chapter 2.
     """
+    if not isinstance(lstm, (LSTM, LSTMCell, nn.LSTM, nn.LSTMCell)):
+        raise ValueError(f"set_forget_bias needs an LSTM or LSTMCell, got {type(lstm).__name__}")
     found = False
     with torch.no_grad():
         for name, p in lstm.named_parameters():
@@ -225,7 +227,8 @@ def count_parameters(module: nn.Module, kind: str = "all") -> int:
     """Number of parameters: kind='all', 'weight' or 'bias' (by name). Used in chapter 2."""
     if kind not in ("all", "weight", "bias"):
         raise ValueError(f"kind must be 'all', 'weight' or 'bias', got kind={kind!r}")
-    return sum(p.numel() for name, p in module.named_parameters() if kind == "all" or name.startswith(kind))
+    return sum(p.numel() for name, p in module.named_parameters()
+               if kind == "all" or name.rsplit(".", 1)[-1].startswith(kind))
 
 
 # --- Measuring gradient flow: how much does the state t steps back affect the last one? -----

@@ -63,7 +63,10 @@ class NeighbourModel(nn.Module):
                                         nn.Linear(config.d_hidden, config.vocab_size))
 
     def forward(self, x: torch.Tensor):
-        h = self.token(x) + self.position(torch.arange(x.shape[1]))    # (B, T, d_model)
+        if x.shape[1] > self.position.num_embeddings:
+            raise ValueError(f"sequence length {x.shape[1]} exceeds the model's "
+                             f"length={self.position.num_embeddings}")
+        h = self.token(x) + self.position(torch.arange(x.shape[1], device=x.device))  # (B, T, d)
         a, weights = self.attention(h, h, h)                            # (B, T, d_model), (B, H, T, T)
         return self.classifier(a), weights                              # (B, T, V), (B, H, T, T)
 

@@ -49,7 +49,7 @@ class History:
 def train(model: torch.nn.Module,
           batches: Iterator,
           loss_fn: Callable,
-          config: TrainConfig = TrainConfig(),
+          config: TrainConfig | None = None,
           evaluate: Callable[[torch.nn.Module], float] | None = None,
           desc: str = "train") -> History:
     """Train `model` on `batches` with AdamW and return the loss history.
@@ -57,6 +57,7 @@ def train(model: torch.nn.Module,
     `batches` yields whatever `loss_fn(model, batch)` needs; `loss_fn` returns a scalar loss.
     `evaluate(model)`, if given, returns a validation loss every `config.eval_every` steps.
     """
+    config = TrainConfig() if config is None else config
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history, running, n_running = History(), 0.0, 0
     start = time.perf_counter()

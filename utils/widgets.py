@@ -73,7 +73,8 @@ class Experiment:
                 try:
                     fig = self.figure()
                 except ValueError as error:  # a setting the callback rejects: say why
-                    print(f"Invalid setting: {error}")
+                    output.outputs = ({"output_type": "stream", "name": "stdout",
+                                       "text": f"Invalid setting: {error}\n"},)
                     return
                 display(fig)
                 plt.close(fig)
