@@ -124,39 +124,26 @@ class EncoderLayer(nn.Module):
         return x                                          # (B, T, d_model)
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(EncoderLayer):
     """Masked self-attention, cross-attention to the encoder, feed-forward net.
 
-    In cross-attention the **queries come from the decoder** and the **keys and
-    values from the encoder's output** (``memory``): each target position looks
-    up the source.
+    An encoder layer (its self-attention, feed-forward net, norms and dropouts)
+    plus a cross-attention sub-layer, whose **queries come from the decoder**
+    and **keys and values from the encoder's output** (``memory``): each target
+    position looks up the source.
     """
 
     def __init__(self, d_model: int, num_heads: int,
                  dim_feedforward: int = 2048, dropout: float = 0.1,
                  norm_first: bool = False,
                  layer_norm_eps: float = 1e-5):
-        super().__init__()
-        _check_sizes(d_model, num_heads, dim_feedforward, dropout)
-        self.d_model, self.norm_first = d_model, norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads,
-                                            dropout=dropout)
+        super().__init__(d_model, num_heads, dim_feedforward, dropout,
+                         norm_first, layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, num_heads,
                                              dropout=dropout)
-        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
-        self.attention = None        # last self-attention (B, H, T_tgt, T_tgt)
         self.cross_attention = None  # last cross-attention (B, H, T_tgt, T_src)
-
-    def _self_attention(self, x, mask):
-        out, weights = self.self_attn(x, x, x, mask)
-        self.attention = weights.detach()
-        return self.dropout1(out)
 
     def _cross_attention(self, x, memory, mask):
         # queries: the decoder; keys and values: the encoder's output
