@@ -11,12 +11,13 @@ JB     := $(BIN)/jupyter-book build . -W -n --keep-going
 export PYTHONHASHSEED := 0
 export COURSE_THREADS ?= 2
 
-.PHONY: book test bench setup browser lock clean help
+.PHONY: book test bench setup browser lint lock clean help
 
 help:
 	@echo "make book   build the whole book (every notebook executed) into _build/html"
 	@echo "make test   run every test: unit, reference, property, nbval, build and browser"
 	@echo "make bench  time each chapter and the from-scratch-vs-reference speed ratios"
+	@echo "make lint   ruff: lint and format check (line length 88)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version' 
@@ -43,8 +44,12 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 	  echo "chromium is not installed and cannot be installed here: the browser tests will fail"
 
+lint: $(STAMP)
+	$(BIN)/ruff check utils benchmarks scripts tests
+	$(BIN)/ruff format --check utils benchmarks scripts
+
 # Two pytest workers share the two cores, so each notebook kernel gets one thread here.
-test: setup browser
+test: setup browser lint
 	COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
 
 bench: setup

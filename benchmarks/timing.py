@@ -1,4 +1,6 @@
-"""Timing helpers for the benchmarks (not for unit tests: speed targets live in `make bench`)."""
+"""Timing helpers for the benchmarks (not for unit tests: speed targets live in `make
+bench`).
+"""
 
 import time
 from typing import Callable
@@ -7,7 +9,7 @@ import torch
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
-    """The fastest of `repeat` runs of `fn()`, in seconds, after `warmup` untimed runs."""
+    """Seconds of the fastest of `repeat` runs of `fn()`, after `warmup` runs."""
     for _ in range(warmup):
         fn()
     times = []
@@ -18,18 +20,47 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
     return min(times)
 
 
-def forward_backward(module: torch.nn.Module, *inputs: torch.Tensor) -> Callable[[], None]:
+def forward_backward(
+    module: torch.nn.Module, *inputs: torch.Tensor
+) -> Callable[[], None]:
     """A closure that runs one forward and backward pass of `module` on `inputs`."""
+
     def step():
         module.zero_grad(set_to_none=True)
         out = module(*inputs)
         out = out[0] if isinstance(out, tuple) else out
         out.float().sum().backward()
+
     return step
 
 
-def ratio_result(name: str, ours_s: float, reference_s: float, limit: float | None = None) -> dict:
-    """A result row: ours/reference, and whether it meets `ratio <= limit` (None: report only)."""
+def ratio_result(
+    name: str, ours_s: float, reference_s: float, limit: float | None = None
+) -> dict:
+    """A result row: ours/reference, and whether it meets `ratio <= limit` (None: report
+    only).
+    """
     ratio = ours_s / reference_s
-    return {"name": name, "ours_s": ours_s, "reference_s": reference_s, "ratio": ratio,
-            "target": "report" if limit is None else f"<= {limit}", "ok": limit is None or ratio <= limit}
+    return {
+        "name": name,
+        "ours_s": ours_s,
+        "reference_s": reference_s,
+        "ratio": ratio,
+        "target": "report" if limit is None else f"<= {limit}",
+        "ok": limit is None or ratio <= limit,
+    }
+
+
+def callback_row(name: str, experiment, repeat: int = 3) -> dict:
+    """A widget callback's redraw time against the course's 1 s budget."""
+    import matplotlib.pyplot as plt
+
+    seconds = best_of(lambda: plt.close(experiment.figure()), repeat=repeat)
+    return {
+        "name": name,
+        "ours_s": seconds,
+        "reference_s": None,
+        "ratio": None,
+        "target": "<= 1.0 s",
+        "ok": seconds <= 1.0,
+    }

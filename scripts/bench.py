@@ -27,10 +27,15 @@ def run_notebook(path: Path) -> dict:
     """Execute one notebook in a fresh kernel (child process); return seconds and peak RSS."""
     import nbformat
     from nbclient import NotebookClient
+
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     seconds = time.perf_counter() - start
     # The kernel was this process's child and has exited: its peak RSS is in RUSAGE_CHILDREN (KiB).
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -40,21 +45,35 @@ def run_notebook(path: Path) -> dict:
 def chapter_rows(pattern: str) -> list[dict]:
     rows = []
     for path in sorted((ROOT / "chapters").glob(pattern)):
-        result = subprocess.run([sys.executable, __file__, "--notebook", str(path)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--notebook", str(path)],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise SystemExit(f"{path.name} failed:\n{result.stderr[-3000:]}")
         measured = json.loads(result.stdout.strip().splitlines()[-1])
         budget = BUDGETS.get(path.name[:2], DEFAULT_BUDGET)
-        rows.append({"chapter": path.stem, **measured, "budget_s": budget, "ok": measured["seconds"] <= budget})
-        print(f"  {path.stem:<32} {measured['seconds']:7.1f} s  {measured['peak_mb']:7.0f} MB  "
-              f"(budget {budget} s{'' if rows[-1]['ok'] else ', OVER'})", flush=True)
+        rows.append(
+            {
+                "chapter": path.stem,
+                **measured,
+                "budget_s": budget,
+                "ok": measured["seconds"] <= budget,
+            }
+        )
+        print(
+            f"  {path.stem:<32} {measured['seconds']:7.1f} s  {measured['peak_mb']:7.0f} MB  "
+            f"(budget {budget} s{'' if rows[-1]['ok'] else ', OVER'})",
+            flush=True,
+        )
     return rows
 
 
 def speed_rows() -> list[dict]:
     sys.path.insert(0, str(ROOT))
     import benchmarks
+
     rows = []
     for info in pkgutil.iter_modules(benchmarks.__path__):
         if not info.name.startswith("bench_"):
@@ -64,22 +83,29 @@ def speed_rows() -> list[dict]:
             for row in getattr(module, name)():
                 rows.append(row)
                 ratio = "" if row["ratio"] is None else f"ratio {row['ratio']:6.2f}"
-                print(f"  {row['name']:<52} {row['ours_s'] * 1e3:9.1f} ms  {ratio:<14} target {row['target']}"
-                      f"{'' if row['ok'] else '  MISSED'}", flush=True)
+                print(
+                    f"  {row['name']:<52} {row['ours_s'] * 1e3:9.1f} ms  {ratio:<14} target {row['target']}"
+                    f"{'' if row['ok'] else '  MISSED'}",
+                    flush=True,
+                )
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--notebook", help=argparse.SUPPRESS)
-    parser.add_argument("--chapters", default="*.ipynb", help="glob of chapter notebooks to time")
+    parser.add_argument(
+        "--chapters", default="*.ipynb", help="glob of chapter notebooks to time"
+    )
     parser.add_argument("--skip-chapters", action="store_true")
     args = parser.parse_args()
     if args.notebook:
         print(json.dumps(run_notebook(Path(args.notebook))))
         return
     import torch
+
     from utils.env import limit_threads
+
     threads = limit_threads()
     print(f"torch {torch.__version__}, {threads} threads")
     print("Chapter execution (fresh kernel each):")
@@ -87,10 +113,21 @@ def main():
     print("Speed (from scratch against reference):")
     speeds = speed_rows()
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"threads": threads, "torch": torch.__version__,
-                               "chapters": chapters, "speed": speeds}, indent=2))
+    OUT.write_text(
+        json.dumps(
+            {
+                "threads": threads,
+                "torch": torch.__version__,
+                "chapters": chapters,
+                "speed": speeds,
+            },
+            indent=2,
+        )
+    )
     total = sum(r["seconds"] for r in chapters)
-    print(f"Total chapter execution {total:.1f} s (target <= 600 s). Written to {OUT.relative_to(ROOT)}")
+    print(
+        f"Total chapter execution {total:.1f} s (target <= 600 s). Written to {OUT.relative_to(ROOT)}"
+    )
     missed = [r.get("chapter", r.get("name")) for r in chapters + speeds if not r["ok"]]
     if missed:
         print("Missed targets:", ", ".join(missed))

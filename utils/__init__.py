@@ -1,7 +1,15 @@
-"""Shared code for *Attention, Step by Step*.
+"""Shared code for *Attention, Step by Step*, in three layers.
 
-One module per concept; each chapter imports what it teaches from here and shows its source
-with :func:`utils.source.show_source`, so the book and the tests run the same code.
+* **Models**, the code the course teaches: ``rnn``, ``attention``, ``transformer``,
+  ``gpt`` (and ``bert``, ``igpt``, ``vit`` as those chapters land). They never plot.
+* **Foundation**, what every chapter uses: ``checks`` (argument checks), ``env`` (seeds,
+  threads, devices), ``data`` (data sets and batch streams), ``train`` (the training
+  loop, losses, parameter counts), ``sampling``, ``tokenizers``, ``plot``, ``widgets``,
+  ``source``.
+* **Experiments**, each chapter's tasks and drawings: ``utils.experiments``.
+
+Each chapter imports what it teaches from here and shows its source with
+:func:`utils.source.show_source`, so the book and the tests run the same code.
 """
 
 __version__ = "0.1.0"

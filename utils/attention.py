@@ -2,120 +2,214 @@
 
 Used in chapters 3-4, and by the Transformer, GPT, BERT and ViT chapters after them.
 
-Masks are boolean and mean what PyTorch's boolean ``attn_mask`` means: **True = may attend**.
-A mask only has to broadcast to the scores, ``(..., T_q, T_k)``; for multi-head attention that
-is ``(B, H, T_q, T_k)``, so a causal ``(T_q, T_k)`` mask and a key-padding ``(B, 1, 1, T_k)``
-mask can be combined with ``&``.
+Masks are boolean, and **True = may attend** (PyTorch's boolean ``attn_mask`` means the
+same; ``nn.MultiheadAttention``'s and ``nn.Transformer``'s boolean masks mean the
+opposite, so pass ``~m`` for one of theirs). Float masks are refused: PyTorch would add
+them to the scores. A mask only has to broadcast to the scores ``(..., T_q, T_k)``; for
+multi-head attention that is ``(B, H, T_q, T_k)``, so a causal ``(T_q, T_k)`` mask and a
+padding mask ``(B, 1, 1, T_k)`` combine with ``&``.
 
-A query whose row of the mask is all False (it may attend to nothing) gets all-zero weights
-and therefore a zero output, not NaN; its gradients are zero too.
+A query whose row of the mask is all False (it may attend to nothing) gets all-zero
+weights and therefore a zero output, not NaN; its gradients are zero too.
+
+Attention modules return ``(output, weights)``. The weights are computed only when asked
+for with ``need_weights=True``; otherwise ``weights`` is None and :func:`attend` takes
+PyTorch's fused kernel. To see the weights of the layers inside a bigger model, use
+:func:`record_attention`.
 """
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from utils.checks import (
+    check_bool,
+    check_divisible,
+    check_int,
+    check_probability,
+    check_tensor,
+)
 
-def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be boolean (True = may attend), got dtype={mask.dtype}")
+
+def check_mask(mask, scores_shape: tuple) -> None:
+    """A boolean mask (True = may attend) that broadcasts to (..., T_q, T_k)."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(
+            f"mask must be a boolean tensor, True = may attend (the course's "
+            f"convention; a float mask would be added to the scores), got {got}"
+        )
     try:
         broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
     except RuntimeError:
         broadcast = None
-    if broadcast != scores_shape:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} cannot broadcast to the scores "
-                         f"of shape {tuple(scores_shape)} (..., T_q, T_k)")
+    if broadcast != tuple(scores_shape):
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} cannot broadcast to the scores "
+            f"of shape {tuple(scores_shape)} (..., T_q, T_k)"
+        )
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0):
+def _check_qkv(q, k, v) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, x, floating=True)
+        if x.ndim < 2:
+            raise ValueError(
+                f"{name} needs at least 2 dimensions (T, d), got shape {tuple(x.shape)}"
+            )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same feature size d_k, got "
+            f"q.shape[-1]={q.shape[-1]} and k.shape[-1]={k.shape[-1]}"
+        )
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"k and v must have the same leading shape (..., T_k), got "
+            f"{tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(
+            f"q and k must have the same batch dimensions, got "
+            f"{tuple(q.shape)} and {tuple(k.shape)} (no broadcasting)"
+        )
+    if not q.dtype == k.dtype == v.dtype or not q.device == k.device == v.device:
+        raise ValueError(
+            "q, k and v must share dtype and device, got "
+            f"{[(x.dtype, str(x.device)) for x in (q, k, v)]}"
+        )
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+):
     """softmax(q kᵀ / √d_k) v, returning ``(output, weights)``.
 
-    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: boolean, broadcastable
-    to (..., T_q, T_k), True where a query may attend to a key. Returns output (..., T_q, d_v)
-    and weights (..., T_q, T_k). `dropout_p` drops weights (as PyTorch does) in training.
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: boolean,
+    broadcastable to (..., T_q, T_k), True where a query may attend to a key.
+    Returns output (..., T_q, d_v) and weights (..., T_q, T_k). `dropout_p` drops
+    weights (as PyTorch does) in training.
     """
-    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
-        raise ValueError(f"q, k and v need at least 2 dimensions (T, d), got shapes "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same feature size d_k, got q.shape[-1]={q.shape[-1]} "
-                         f"and k.shape[-1]={k.shape[-1]}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of keys T_k, got k.shape[-2]={k.shape[-2]} "
-                         f"and v.shape[-2]={v.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got dropout_p={dropout_p}")
-    d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)           # (..., T_q, T_k)
+    _check_qkv(q, k, v)
+    check_probability("dropout_p", dropout_p)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
     if mask is not None:
-        _check_mask(mask, scores.shape)
-        scores = scores.masked_fill(~mask, float("-inf"))       # forbidden keys: exp(-inf) = 0
-    weights = torch.softmax(scores, dim=-1)                      # (..., T_q, T_k), rows sum to 1
-    if mask is not None:                                         # a row with no allowed key is NaN:
-        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # make it zero
+        check_mask(mask, scores.shape)
+        scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0
+    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), rows sum to 1
+    if mask is not None:  # a row with no allowed key is NaN: make it zero
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
-    return weights @ v, weights                                  # (..., T_q, d_v), (..., T_q, T_k)
+    return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
 
 
-def causal_mask(T: int) -> torch.Tensor:
-    """(T, T) boolean mask, True on and below the diagonal: position i may attend to j <= i."""
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive int, got T={T!r}")
-    return torch.ones(T, T, dtype=torch.bool).tril()
+def causal_mask(T: int, device=None) -> torch.Tensor:
+    """(T, T) boolean mask, True on and below the diagonal: i may attend to j <= i."""
+    check_int("T", T)
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 def padding_mask(lengths, T: int) -> torch.Tensor:
-    """(B, 1, 1, T) boolean mask, True for the first `lengths[b]` keys of sequence b.
+    """(B, T) boolean mask, True for the first ``lengths[b]`` positions of sequence b.
 
-    It broadcasts to multi-head scores (B, H, T_q, T_k); use ``mask[:, 0]`` for (B, T_q, T_k).
+    True = a real token, as a key-padding mask. For attention scores (B, H, T_q, T_k)
+    use ``padding_mask(lengths, T)[:, None, None, :]``.
     """
+    check_int("T", T)
     lengths = torch.as_tensor(lengths)
-    if lengths.ndim != 1 or lengths.is_floating_point():
-        raise ValueError(f"lengths must be a 1-D sequence of ints, got shape {tuple(lengths.shape)} "
-                         f"and dtype {lengths.dtype}")
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive int, got T={T!r}")
+    if lengths.ndim != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(
+            f"lengths must be a 1-D sequence of ints, got shape "
+            f"{tuple(lengths.shape)} and dtype {lengths.dtype}"
+        )
     if len(lengths) and (lengths.min() < 0 or lengths.max() > T):
-        raise ValueError(f"lengths must be between 0 and T={T}, got lengths={lengths.tolist()}")
-    keep = torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
-    return keep[:, None, None, :]                               # (B, 1, 1, T)
+        raise ValueError(
+            f"lengths must be between 0 and T={T}, got lengths={lengths.tolist()}"
+        )
+    return torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
+
+
+def attend(
+    q,
+    k,
+    v,
+    mask=None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+):
+    """Attention as the models run it: ``(output, weights or None)``.
+
+    With ``need_weights=True`` it is :func:`scaled_dot_product_attention`, the explicit
+    form. Otherwise it calls PyTorch's fused ``F.scaled_dot_product_attention``, which
+    never stores the (T_q, T_k) weights. ``causal=True`` adds a causal mask (and uses
+    the kernel's ``is_causal``). Both paths follow the course's mask convention.
+    """
+    if check_bool("causal", causal):
+        if q.shape[-2] != k.shape[-2]:
+            raise ValueError(
+                "causal=True needs T_q == T_k; pass an explicit mask instead"
+            )
+        if mask is not None or need_weights:
+            full = causal_mask(q.shape[-2], device=q.device)
+            mask, causal = full if mask is None else mask & full, False
+    if need_weights:
+        return scaled_dot_product_attention(q, k, v, mask, dropout_p)
+    _check_qkv(q, k, v)
+    check_probability("dropout_p", dropout_p)
+    if mask is None:
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout_p, is_causal=causal
+        )
+        return out, None
+    check_mask(mask, (*q.shape[:-1], k.shape[-2]))
+    blocked = ~mask.any(dim=-1, keepdim=True)  # queries that may attend to nothing
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask | blocked, dropout_p=dropout_p
+    )
+    return out.masked_fill(blocked, 0.0), None  # their output is zero, as explicitly
 
 
 class SelfAttention(nn.Module):
     """One head of self-attention with learnable projections W_q, W_k, W_v (chapter 3).
 
-    x: (B, T, d_model) -> output (B, T, d_k), weights (B, T, T).
+    x: (B, T, d_model) -> output (B, T, d_k), weights (B, T, T) (explicit, always).
     """
 
     def __init__(self, d_model: int, d_k: int | None = None, bias: bool = False):
         super().__init__()
-        d_k = d_model if d_k is None else d_k
-        if d_model < 1 or d_k < 1:
-            raise ValueError(f"d_model and d_k must be >= 1, got d_model={d_model}, d_k={d_k}")
+        check_int("d_model", d_model)
+        d_k = d_model if d_k is None else check_int("d_k", d_k)
+        check_bool("bias", bias)
+        self.d_model = d_model
         self.w_q = nn.Linear(d_model, d_k, bias=bias)
         self.w_k = nn.Linear(d_model, d_k, bias=bias)
         self.w_v = nn.Linear(d_model, d_k, bias=bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
-        q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)         # (B, T, d_k) each
+        check_tensor("x", x, ("B", "T", self.d_model), floating=True)
+        q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)  # (B, T, d_k) each
         return scaled_dot_product_attention(q, k, v, mask)
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, H·d_k) -> (B, H, T, d_k): each head gets its own slice of the features."""
+    check_tensor("x", x, ("B", "T", "H·d_k"))
     B, T, D = x.shape
-    if D % num_heads:
-        raise ValueError(f"feature size {D} is not divisible by num_heads={num_heads}")
+    check_divisible("feature size", D, "num_heads", check_int("num_heads", num_heads))
     return x.view(B, T, num_heads, D // num_heads).transpose(1, 2)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, d_k) -> (B, T, H·d_k): the heads' outputs side by side."""
+    check_tensor("x", x, ("B", "H", "T", "d_k"))
     B, H, T, d_k = x.shape
     return x.transpose(1, 2).reshape(B, T, H * d_k)
 
@@ -123,53 +217,85 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate W_q, W_k, W_v and W_o (chapter 4).
 
-    forward(query (B, T_q, d_model), key (B, T_k, d_model), value (B, T_k, d_model), mask)
-    returns output (B, T_q, d_model) and per-head weights (B, H, T_q, T_k). The mask is
-    boolean, True = may attend, broadcastable to (B, H, T_q, T_k). Self-attention is
+    forward(query (B, T_q, d_model), key (B, T_k, d_model), value (B, T_k, d_model),
+    mask, need_weights=False) returns output (B, T_q, d_model) and per-head weights
+    (B, H, T_q, T_k) or None. The mask is boolean, True = may attend, broadcastable to
+    (B, H, T_q, T_k); ``causal=True`` adds a causal mask. Self-attention is
     ``mha(x, x, x)``; cross-attention is ``mha(x, memory, memory)``.
     """
 
-    def __init__(self, d_model: int, num_heads: int, bias: bool = True, dropout: float = 0.0):
+    returns_weights = True  # found by record_attention
+
+    def __init__(
+        self, d_model: int, num_heads: int, bias: bool = True, dropout: float = 0.0
+    ):
         super().__init__()
-        if d_model < 1 or num_heads < 1:
-            raise ValueError(f"d_model and num_heads must be >= 1, got d_model={d_model}, num_heads={num_heads}")
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
-        self.d_model, self.num_heads, self.d_k, self.dropout = d_model, num_heads, d_model // num_heads, dropout
+        check_int("d_model", d_model)
+        check_int("num_heads", num_heads)
+        check_divisible("d_model", d_model, "num_heads", num_heads)
+        check_bool("bias", bias)
+        self.d_model, self.num_heads = d_model, num_heads
+        self.d_k, self.dropout = (
+            d_model // num_heads,
+            check_probability("dropout", dropout),
+        )
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+    ):
         for name, x in (("query", query), ("key", key), ("value", value)):
-            if x.ndim != 3 or x.shape[-1] != self.d_model:
-                raise ValueError(f"{name} must be (B, T, d_model={self.d_model}), got shape {tuple(x.shape)}")
+            check_tensor(name, x, ("B", "T", self.d_model), floating=True)
+        if not query.shape[0] == key.shape[0] == value.shape[0]:
+            raise ValueError(
+                f"query, key and value must have the same batch size, got "
+                f"{query.shape[0]}, {key.shape[0]} and {value.shape[0]}"
+            )
         H = self.num_heads
-        q = split_heads(self.w_q(query), H)                      # (B, H, T_q, d_k)
-        k = split_heads(self.w_k(key), H)                        # (B, H, T_k, d_k)
-        v = split_heads(self.w_v(value), H)                      # (B, H, T_k, d_k)
+        q = split_heads(self.w_q(query), H)  # (B, H, T_q, d_k)
+        k = split_heads(self.w_k(key), H)  # (B, H, T_k, d_k)
+        v = split_heads(self.w_v(value), H)  # (B, H, T_k, d_k)
         p = self.dropout if self.training else 0.0
-        out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (B, H, T_q, d_k)
-        return self.w_o(merge_heads(out)), weights               # (B, T_q, d_model), (B, H, T_q, T_k)
+        out, weights = attend(
+            q, k, v, mask, causal, p, need_weights
+        )  # (B, H, T_q, d_k)
+        return self.w_o(
+            merge_heads(out)
+        ), weights  # (B, T_q, d_model), (B, H, T_q, T_k)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> "MultiHeadAttention":
-        """An equivalent module with the weights of ``nn.MultiheadAttention(..., batch_first=True)``."""
+        """The same module, with the weights of
+        ``nn.MultiheadAttention(batch_first=True)``.
+        """
         if not isinstance(m, nn.MultiheadAttention):
-            raise ValueError(f"from_torch needs an nn.MultiheadAttention, got {type(m).__name__}")
+            raise ValueError(
+                f"from_torch needs an nn.MultiheadAttention, got {type(m).__name__}"
+            )
         if not m.batch_first:
-            raise ValueError("from_torch needs nn.MultiheadAttention(..., batch_first=True), got batch_first=False")
+            raise ValueError(
+                "from_torch needs nn.MultiheadAttention(..., "
+                "batch_first=True), got batch_first=False"
+            )
         if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn:
-            raise ValueError("from_torch supports kdim == vdim == embed_dim, add_bias_kv=False and add_zero_attn=False")
+            raise ValueError(
+                "from_torch supports kdim == vdim == embed_dim, "
+                "add_bias_kv=False and add_zero_attn=False"
+            )
         bias = m.in_proj_bias is not None
         ours = cls(m.embed_dim, m.num_heads, bias=bias, dropout=m.dropout)
         ours = ours.to(device=m.in_proj_weight.device, dtype=m.in_proj_weight.dtype)
         with torch.no_grad():
-            for i, proj in enumerate((ours.w_q, ours.w_k, ours.w_v)):   # in_proj = [W_q; W_k; W_v]
+            for i, proj in enumerate((ours.w_q, ours.w_k, ours.w_v)):  # [W_q; W_k; W_v]
                 proj.weight.copy_(m.in_proj_weight.chunk(3)[i])
                 if bias:
                     proj.bias.copy_(m.in_proj_bias.chunk(3)[i])
@@ -179,132 +305,68 @@ class MultiHeadAttention(nn.Module):
         return ours
 
 
-# --- Two other ways to compute the same thing, for chapter 4's speed comparison ---
-
-def multi_head_loop(mha: MultiHeadAttention, query, key, value, mask=None) -> torch.Tensor:
-    """`mha`'s output computed one head at a time with a Python loop (slow, for comparison)."""
-    d_k, outputs = mha.d_k, []
-    q, k, v = mha.w_q(query), mha.w_k(key), mha.w_v(value)       # (B, T, d_model) each
-    if mask is not None:                                          # one (B, T_q, T_k) mask per head
-        mask = torch.broadcast_to(mask, (q.shape[0], mha.num_heads, q.shape[1], k.shape[1]))
-    for h in range(mha.num_heads):
-        part = slice(h * d_k, (h + 1) * d_k)                      # head h's features
-        head_mask = None if mask is None else mask[:, h]
-        out, _ = scaled_dot_product_attention(q[..., part], k[..., part], v[..., part], head_mask)
-        outputs.append(out)                                       # (B, T_q, d_k)
-    return mha.w_o(torch.cat(outputs, dim=-1))                    # (B, T_q, d_model)
-
-
-def multi_head_fused(mha: MultiHeadAttention, query, key, value, mask=None) -> torch.Tensor:
-    """`mha`'s output with PyTorch's fused ``F.scaled_dot_product_attention`` (no weights).
-
-    For the speed comparison only: it ignores `mha.dropout`, and `mask` must leave every query at
-    least one key (PyTorch's boolean-mask handling of fully masked rows differs across versions).
-    """
-    H = mha.num_heads
-    q, k, v = (split_heads(proj(x), H) for proj, x in ((mha.w_q, query), (mha.w_k, key), (mha.w_v, value)))
-    return mha.w_o(merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))
-
-
 class AdditiveScore(nn.Module):
-    """Bahdanau's additive score, wᵀ tanh(W_q q + W_k k), for every query-key pair (chapter 3).
+    """Bahdanau's additive score, wᵀ tanh(W_q q + W_k k), for every query-key pair.
 
-    q: (..., T_q, d_q), k: (..., T_k, d_k) -> scores (..., T_q, T_k).
+    q: (..., T_q, d_q), k: (..., T_k, d_k) -> scores (..., T_q, T_k). Used in chapter 3.
     """
 
     def __init__(self, d_q: int, d_k: int, d_hidden: int):
         super().__init__()
+        for name, size in (("d_q", d_q), ("d_k", d_k), ("d_hidden", d_hidden)):
+            check_int(name, size)
         self.w_q = nn.Linear(d_q, d_hidden, bias=False)
         self.w_k = nn.Linear(d_k, d_hidden, bias=False)
         self.w = nn.Linear(d_hidden, 1, bias=False)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        hidden = torch.tanh(self.w_q(q).unsqueeze(-2) + self.w_k(k).unsqueeze(-3))  # (..., T_q, T_k, d_hidden)
-        return self.w(hidden).squeeze(-1)                                          # (..., T_q, T_k)
+        check_tensor("q", q, floating=True)
+        check_tensor("k", k, floating=True)
+        if (
+            q.ndim < 2
+            or q.shape[:-2] != k.shape[:-2]
+            or q.shape[-1] != self.w_q.in_features
+            or k.shape[-1] != self.w_k.in_features
+        ):
+            raise ValueError(
+                f"q must be (..., T_q, {self.w_q.in_features}) and k "
+                f"(..., T_k, {self.w_k.in_features}) with the same leading "
+                f"dimensions, got {tuple(q.shape)} and {tuple(k.shape)}"
+            )
+        # (..., T_q, T_k, d_hidden): every query's projection plus every key's
+        hidden = torch.tanh(self.w_q(q).unsqueeze(-2) + self.w_k(k).unsqueeze(-3))
+        return self.w(hidden).squeeze(-1)  # (..., T_q, T_k)
 
 
-# --- Chapter 3's experiment: why divide by √d_k? One callback for the widget and the sweep ---
+@contextmanager
+def record_attention(model: nn.Module):
+    """Record the weights of every attention layer inside `model` while in the block.
 
-D_K_VALUES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def softmax_statistics(d_k: int, scaled: bool, n_keys: int = 32, n_queries: int = 256, seed: int = 0) -> dict:
-    """Attention over `n_keys` random keys, q and k ~ N(0, I_{d_k}): how peaked is the softmax?
-
-    Returns the standard deviation of the scores, the mean entropy of the weights (in nats; a
-    uniform row has log n_keys), the mean largest weight, and the mean norm of the gradient
-    that reaches the scores from a random upstream gradient (median over queries; it vanishes
-    when the softmax saturates).
+    ``with record_attention(model) as maps: model(x)`` fills the dict `maps` with each
+    layer's name and its weights (B, H, T_q, T_k), in call order (a layer called twice
+    keeps its last call). Inside the block every layer takes the explicit path.
     """
-    if not isinstance(d_k, int) or d_k < 1:
-        raise ValueError(f"d_k must be a positive int, got d_k={d_k!r}")
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(n_queries, 1, d_k, generator=g)
-    k = torch.randn(n_queries, n_keys, d_k, generator=g)
-    upstream = torch.randn(n_queries, n_keys, generator=g)            # ∂loss/∂weights
-    scores = (q @ k.transpose(-2, -1)).squeeze(1)                     # (N, n_keys), variance d_k
-    if scaled:
-        scores = scores / math.sqrt(d_k)                              # variance 1
-    scores.requires_grad_(True)
-    weights = torch.softmax(scores, dim=-1)
-    (weights * upstream).sum().backward()
-    return {"score_std": scores.std().item(),
-            "entropy": torch.special.entr(weights).sum(-1).mean().item(),
-            "max_weight": weights.max(-1).values.mean().item(),
-            "grad_norm": scores.grad.norm(dim=-1).median().item(),
-            "example": weights[0].detach()}
+    maps, handles = {}, []
 
+    def ask(module, args, kwargs):
+        return args, {**kwargs, "need_weights": True}
 
-_statistics_cache: dict = {}
+    def keep(name):
+        def hook(module, args, output):
+            maps[name] = output[1].detach()
 
+        return hook
 
-def cached_softmax_statistics(d_k: int, scaled: bool) -> dict:
-    """`softmax_statistics` with its defaults, computed once per setting (the widget redraws often)."""
-    if (d_k, scaled) not in _statistics_cache:
-        _statistics_cache[d_k, scaled] = softmax_statistics(d_k, scaled)
-    return _statistics_cache[d_k, scaled]
-
-
-def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradient")):
-    """Chapter 3's experiment: one query's weights, then entropy and gradient vs d_k.
-
-    `panels` picks which of the three to draw (left to right); the entropy and gradient
-    curves do not depend on `d_k`, which is only marked on them (dashed; None: no mark).
-    """
-    unknown = set(panels) - {"example", "entropy", "gradient"}
-    if not panels or unknown:
-        raise ValueError(f"panels must be a non-empty subset of example, entropy, gradient; got {panels!r}")
-    if "example" in panels and d_k is None:
-        raise ValueError("the 'example' panel needs a d_k")
-    curves = {s: [cached_softmax_statistics(d, s) for d in D_K_VALUES] for s in (False, True)}
-    style = {False: ("unscaled  q·k", "tab:red"), True: ("scaled  q·k/√d_k", "tab:blue")}
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    ax = dict(zip(panels, axes))
-    n_keys = len(curves[False][0]["example"])
-    for scaled, (label, colour) in style.items():
-        if "example" in ax:
-            example = cached_softmax_statistics(d_k, scaled)["example"].sort(descending=True).values
-            ax["example"].plot(range(1, n_keys + 1), example, marker="o", ms=3, color=colour, label=label)
-        for name, key in (("entropy", "entropy"), ("gradient", "grad_norm")):
-            if name in ax:
-                ax[name].plot(D_K_VALUES, [c[key] for c in curves[scaled]], marker="o", ms=3,
-                              color=colour, label=label)
-    if "example" in ax:
-        ax["example"].set(title="one query, sorted", xlabel="key (rank)", ylabel="weight",
-                          ylim=(0, 1.02))
-        ax["example"].legend(frameon=False, fontsize=8)
-    if "entropy" in ax:
-        ax["entropy"].axhline(math.log(n_keys), color="gray", ls=":", lw=1)
-        ax["entropy"].set(title="entropy (nats)", xlabel="d_k", ylim=(0, 1.05 * math.log(n_keys)))
-    if "gradient" in ax:
-        ax["gradient"].set(title="gradient to the scores", xlabel="d_k", yscale="log")
-    for name in ("entropy", "gradient"):
-        if name in ax:
-            ax[name].set_xscale("log", base=2)
-            ax[name].set_xlim(D_K_VALUES[0] / 1.5, D_K_VALUES[-1] * 1.5)   # the d_k marker stays visible
-            ax[name].set_xticks([1, 8, 64, 512], labels=["1", "8", "64", "512"])
-            if d_k is not None:
-                ax[name].axvline(d_k, color="black", lw=1, ls="--")
-    if "example" not in ax:
-        axes[0].legend(frameon=False, fontsize=8)
-    return axes
+    for name, module in model.named_modules():
+        if getattr(module, "returns_weights", False):
+            handles.append(module.register_forward_pre_hook(ask, with_kwargs=True))
+            handles.append(
+                module.register_forward_hook(keep(name or type(module).__name__))
+            )
+    if not handles:
+        raise ValueError(f"{type(model).__name__} has no attention layers to record")
+    try:
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()

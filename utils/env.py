@@ -1,4 +1,10 @@
-"""Reproducibility and device selection (used in every chapter)."""
+"""Reproducibility and device selection (used in every chapter).
+
+Randomness is passed one way everywhere: a function that draws random numbers takes
+``seed``, either an int (a fresh generator, so the same seed gives the same result) or a
+``torch.Generator`` to draw from. No function but :func:`set_seed` touches the global
+random state.
+"""
 
 import os
 import random
@@ -6,20 +12,27 @@ import random
 import numpy as np
 import torch
 
+from utils.checks import check_choice, check_int
+
 
 def set_seed(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch's global generators."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got seed={seed!r}")
+    """Seed Python, NumPy and PyTorch's global generators (for model initialisation)."""
+    check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
+def make_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:
+    """A ``torch.Generator``: `seed` if it is one, else a new one seeded with it."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+
+
 def get_device(prefer: str = "auto") -> torch.device:
-    """CUDA when present (and asked for), else CPU. `prefer` is 'auto', 'cuda' or 'cpu'."""
-    if prefer not in ("auto", "cuda", "cpu"):
-        raise ValueError(f"prefer must be 'auto', 'cuda' or 'cpu', got prefer={prefer!r}")
+    """CUDA when present (and asked for), else CPU; `prefer`: 'auto', 'cuda', 'cpu'."""
+    check_choice("prefer", prefer, ("auto", "cuda", "cpu"))
     if prefer == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -30,9 +43,11 @@ def get_device(prefer: str = "auto") -> torch.device:
 
 
 def limit_threads(n: int | None = None) -> int:
-    """Use at most `n` CPU threads (default: $COURSE_THREADS or 2, the course's laptop budget)."""
+    """Use `n` CPU threads (default: $COURSE_THREADS or 2, the course's laptop budget).
+
+    Every chapter calls it first, so its numbers are the same in `make book`,
+    `make test` and `make bench` whatever the machine has.
+    """
     n = int(os.environ.get("COURSE_THREADS", 2)) if n is None else n
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got n={n}")
-    torch.set_num_threads(n)
+    torch.set_num_threads(check_int("n", n))
     return n

@@ -1,4 +1,6 @@
-"""Plotting helpers: one consistent style for heatmaps, attention maps and small multiples."""
+"""Plotting helpers: one consistent style for heatmaps, attention maps and small
+multiples.
+"""
 
 import math
 
@@ -6,17 +8,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-CMAP = "viridis"          # sequential values: weights, gradients, activations
+CMAP = "viridis"  # sequential values: weights, gradients, activations
 DIVERGING_CMAP = "RdBu_r"  # signed values: encodings, weight matrices
 
 
 def use_course_style():
     """Matplotlib defaults used throughout the book."""
-    plt.rcParams.update({
-        "figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6, 3.5),
-        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False,
-        "font.size": 10, "axes.titlesize": 10, "image.cmap": CMAP,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "figure.figsize": (6, 3.5),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "image.cmap": CMAP,
+        }
+    )
 
 
 def _as_array(values) -> np.ndarray:
@@ -28,11 +38,24 @@ def _as_array(values) -> np.ndarray:
     return array
 
 
-def heatmap(ax, values, title=None, xlabel=None, ylabel=None, cmap=CMAP, colorbar=True,
-            vmin=None, vmax=None, xticklabels=None, yticklabels=None):
+def heatmap(
+    ax,
+    values,
+    title=None,
+    xlabel=None,
+    ylabel=None,
+    cmap=CMAP,
+    colorbar=True,
+    vmin=None,
+    vmax=None,
+    xticklabels=None,
+    yticklabels=None,
+):
     """Draw a 2-D matrix on `ax` and return the image."""
     array = _as_array(values)
-    image = ax.imshow(array, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    image = ax.imshow(
+        array, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
+    )
     if title:
         ax.set_title(title)
     if xlabel:
@@ -40,11 +63,14 @@ def heatmap(ax, values, title=None, xlabel=None, ylabel=None, cmap=CMAP, colorba
     if ylabel:
         ax.set_ylabel(ylabel)
     for labels, set_ticks, set_labels, size in (
-            (xticklabels, ax.set_xticks, ax.set_xticklabels, array.shape[1]),
-            (yticklabels, ax.set_yticks, ax.set_yticklabels, array.shape[0])):
+        (xticklabels, ax.set_xticks, ax.set_xticklabels, array.shape[1]),
+        (yticklabels, ax.set_yticks, ax.set_yticklabels, array.shape[0]),
+    ):
         if labels is not None:
             if len(labels) != size:
-                raise ValueError(f"got {len(labels)} tick labels for an axis of length {size}")
+                raise ValueError(
+                    f"got {len(labels)} tick labels for an axis of length {size}"
+                )
             set_ticks(range(size))
             set_labels(labels, rotation=90 if set_ticks == ax.set_xticks else 0)
     if colorbar:
@@ -52,23 +78,51 @@ def heatmap(ax, values, title=None, xlabel=None, ylabel=None, cmap=CMAP, colorba
     return image
 
 
-def attention_map(ax, weights, queries=None, keys=None, title="attention weights", colorbar=True):
+def attention_map(
+    ax, weights, queries=None, keys=None, title="attention weights", colorbar=True
+):
     """Draw attention weights (rows: queries, columns: keys; each row sums to 1)."""
-    return heatmap(ax, weights, title=title, xlabel="key", ylabel="query", vmin=0.0, vmax=1.0,
-                   xticklabels=keys, yticklabels=queries, colorbar=colorbar)
+    return heatmap(
+        ax,
+        weights,
+        title=title,
+        xlabel="key",
+        ylabel="query",
+        vmin=0.0,
+        vmax=1.0,
+        xticklabels=keys,
+        yticklabels=queries,
+        colorbar=colorbar,
+    )
 
 
-def image(ax, values, title=None, cmap="gray_r", overlay=None, overlay_cmap="magma", alpha=0.6,
-          overlay_range=(None, None)):
-    """Show an image (e.g. a digit), optionally with a heat overlay such as a gradient map.
+def image(
+    ax,
+    values,
+    title=None,
+    cmap="gray_r",
+    overlay=None,
+    overlay_cmap="magma",
+    alpha=0.6,
+    overlay_range=(None, None),
+):
+    """Show an image (e.g. a digit), optionally with a heat overlay such as a gradient
+    map.
 
-    NaN overlay pixels stay transparent; `overlay_range` fixes the colour scale across panels.
+    NaN overlay pixels stay transparent; `overlay_range` fixes the colour scale across
+    panels.
     """
     ax.imshow(_as_array(values), cmap=cmap, interpolation="nearest")
     if overlay is not None:
         vmin, vmax = overlay_range
-        ax.imshow(_as_array(overlay), cmap=overlay_cmap, alpha=alpha, interpolation="nearest",
-                  vmin=vmin, vmax=vmax)
+        ax.imshow(
+            _as_array(overlay),
+            cmap=overlay_cmap,
+            alpha=alpha,
+            interpolation="nearest",
+            vmin=vmin,
+            vmax=vmax,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -78,13 +132,20 @@ def image(ax, values, title=None, cmap="gray_r", overlay=None, overlay_cmap="mag
 
 
 def grid(n: int, ncols: int = 4, size: float = 2.6, **subplot_kw):
-    """A figure with `n` axes in rows of `ncols` (extra axes hidden); returns (fig, axes list)."""
+    """A figure with `n` axes in rows of `ncols` (extra axes hidden); returns (fig, axes
+    list).
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got n={n}")
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 0.9),
-                             squeeze=False, subplot_kw=subplot_kw)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(size * ncols, size * nrows * 0.9),
+        squeeze=False,
+        subplot_kw=subplot_kw,
+    )
     axes = list(axes.flat)
     for ax in axes[n:]:
         ax.set_visible(False)

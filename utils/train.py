@@ -1,8 +1,9 @@
-"""One small training loop, shared by every chapter that trains a model.
+"""One small training loop, shared by every chapter that trains a model, and its
+helpers.
 
-The progress bar is `tqdm.auto`: a widget in Jupyter, plain text lines in a terminal or CI log.
-Chapters train for a fixed number of steps so that "Restart & Run All" gives the same numbers;
-`max_seconds` is only a safety bound.
+The progress bar is `tqdm.auto`: a widget in Jupyter, plain text lines in a terminal or
+CI log. Chapters train for a fixed number of steps so that "Restart & Run All" gives the
+same numbers; `max_seconds` is only a safety bound.
 """
 
 import time
@@ -10,63 +11,132 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from utils.checks import check_choice, check_int, check_number, check_positive
+
+
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
+) -> torch.Tensor:
+    """Mean cross-entropy (nats) of (..., V) logits against (...) target ids.
+
+    Works for classes (B, V) and for tokens (B, T, V); targets equal to `ignore_index`
+    (padding) are left out of the mean.
+    """
+    if targets.dtype != torch.long or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"targets must be long ids shaped like logits without the last "
+            f"dimension {tuple(logits.shape[:-1])}, got {tuple(targets.shape)} "
+            f"and dtype {targets.dtype}"
+        )
+    return F.cross_entropy(
+        logits.flatten(0, -2), targets.flatten(), ignore_index=ignore_index
+    )
+
+
+@torch.no_grad()
+def accuracy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
+) -> float:
+    """Fraction of positions whose most likely class is the target (ignoring
+    `ignore_index`).
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"targets must have shape {tuple(logits.shape[:-1])}, "
+            f"got {tuple(targets.shape)}"
+        )
+    keep = targets != ignore_index
+    return (logits.argmax(-1) == targets)[keep].float().mean().item()
+
+
+def count_parameters(module: nn.Module, kind: str = "all") -> int:
+    """Number of parameters (tied weights count once); kind 'all', 'weight', 'bias'."""
+    check_choice("kind", kind, ("all", "weight", "bias"))
+    return sum(
+        p.numel()
+        for name, p in module.named_parameters()
+        if kind == "all" or name.rsplit(".", 1)[-1].startswith(kind)
+    )
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 500              # optimisation steps (an upper bound)
-    lr: float = 3e-3
-    weight_decay: float = 0.0
+    steps: int = 500  # optimisation steps (an upper bound)
+    lr: float = 3e-3  # AdamW's learning rate
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
     grad_clip: float | None = 1.0  # max global gradient norm, None for no clipping
-    max_seconds: float | None = None  # wall-clock budget; training stops early when reached
-    eval_every: int = 100
-    log_every: int = 10
+    max_seconds: float | None = None  # wall-clock budget: stop early when reached
+    eval_every: int = 100  # steps between calls of `evaluate`
+    log_every: int = 10  # steps averaged into one logged training loss
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got steps={self.steps}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got lr={self.lr}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got grad_clip={self.grad_clip}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0 or None, got max_seconds={self.max_seconds}")
-        if self.eval_every < 1 or self.log_every < 1:
-            raise ValueError("eval_every and log_every must be >= 1")
+        check_int("steps", self.steps)
+        check_positive("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, low=0)
+        if self.grad_clip is not None:
+            check_positive("grad_clip", self.grad_clip)
+        if self.max_seconds is not None:
+            check_positive("max_seconds", self.max_seconds)
+        check_int("eval_every", self.eval_every)
+        check_int("log_every", self.log_every)
 
 
 @dataclass
 class History:
-    step: list = field(default_factory=list)        # steps at which `loss` was logged
-    loss: list = field(default_factory=list)        # training loss (mean since the last log)
+    step: list = field(default_factory=list)  # steps at which `loss` was logged
+    loss: list = field(default_factory=list)  # training loss (mean since the last log)
     eval_step: list = field(default_factory=list)
     eval_loss: list = field(default_factory=list)
     seconds: float = 0.0
     steps_done: int = 0
 
 
-def train(model: torch.nn.Module,
-          batches: Iterator,
-          loss_fn: Callable,
-          config: TrainConfig | None = None,
-          evaluate: Callable[[torch.nn.Module], float] | None = None,
-          desc: str = "train") -> History:
+def train(
+    model: nn.Module,
+    batches: Iterator,
+    loss_fn: Callable,
+    config: TrainConfig | None = None,
+    evaluate: Callable[[nn.Module], float] | None = None,
+    desc: str = "train",
+) -> History:
     """Train `model` on `batches` with AdamW and return the loss history.
 
-    `batches` yields whatever `loss_fn(model, batch)` needs; `loss_fn` returns a scalar loss.
-    `evaluate(model)`, if given, returns a validation loss every `config.eval_every` steps.
+    `batches` yields whatever `loss_fn(model, batch)` needs; `loss_fn` returns a scalar
+    loss. `evaluate(model)`, if given, returns a validation loss every
+    `config.eval_every` steps (in eval mode, without gradients). Afterwards the model
+    is in eval mode, ready to be used.
     """
     config = TrainConfig() if config is None else config
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not hasattr(batches, "__next__"):
+        raise ValueError(
+            f"batches must be an iterator (e.g. endless_batches(...)), "
+            f"got {type(batches).__name__}"
+        )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     history, running, n_running = History(), 0.0, 0
     start = time.perf_counter()
     model.train()
     bar = tqdm(range(1, config.steps + 1), desc=desc, mininterval=1.0)
     for step in bar:
-        loss = loss_fn(model, next(batches))
+        batch = next(batches, None)
+        if batch is None:
+            raise ValueError(
+                f"batches ran out at step {step} of {config.steps}; "
+                "pass an endless iterator"
+            )
+        loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or clip gradients")
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {step}; lower lr or clip gradients"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
@@ -85,7 +155,10 @@ def train(model: torch.nn.Module,
                 history.eval_loss.append(float(evaluate(model)))
             model.train()
         history.steps_done = step
-        if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+        if (
+            config.max_seconds is not None
+            and time.perf_counter() - start > config.max_seconds
+        ):
             break
     bar.close()
     model.eval()

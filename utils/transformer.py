@@ -1,13 +1,15 @@
-"""The Transformer: positional encodings, encoder and decoder layers, the full model, a Seq2Seq.
+"""The Transformer: positional encodings, encoder and decoder layers, the model, a
+Seq2Seq.
 
 Used in chapter 5 (and by the GPT, BERT and ViT chapters after it). Built on
 :mod:`utils.attention`, so every mask here follows its convention:
 
-* **True = may attend** for ``src_mask``, ``tgt_mask`` and ``memory_mask``, each (T_q, T_k);
+* **True = may attend** for ``src_mask``, ``tgt_mask`` and ``memory_mask``, each (T_q,
+  T_k);
 * **True = a real token** for the key-padding masks, each (B, T_k).
 
-``nn.Transformer`` uses the opposite convention for boolean masks (True = masked out), so a
-PyTorch mask ``m`` is passed to this module as ``~m``.
+``nn.Transformer`` uses the opposite convention for boolean masks (True = masked out),
+so a PyTorch mask ``m`` is passed to this module as ``~m``.
 """
 
 import math
@@ -15,9 +17,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from utils.attention import MultiHeadAttention, causal_mask
+from utils.checks import (
+    check_bool,
+    check_choice,
+    check_divisible,
+    check_ids,
+    check_int,
+    check_probability,
+    check_tensor,
+)
 
 
 def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
@@ -29,163 +39,225 @@ def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
         raise ValueError(f"T must be a positive int, got T={T!r}")
     if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
         raise ValueError(
-            f"d_model must be a positive even int, got d_model={d_model!r}")
-    position = torch.arange(T, dtype=torch.float32)[:, None]          # (T, 1)
-    i2 = torch.arange(0, d_model, 2)                                  # 2i
-    frequency = torch.exp(-math.log(10000.0) * i2 / d_model)          # (d/2,)
-    angle = position * frequency                                      # (T, d/2)
+            f"d_model must be a positive even int, got d_model={d_model!r}"
+        )
+    position = torch.arange(T, dtype=torch.float32)[:, None]  # (T, 1)
+    i2 = torch.arange(0, d_model, 2)  # 2i
+    frequency = torch.exp(-math.log(10000.0) * i2 / d_model)  # (d/2,)
+    angle = position * frequency  # (T, d/2)
     pe = torch.zeros(T, d_model)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
-    return pe                                                         # (T, d)
+    return pe  # (T, d)
 
 
 def _check_input(name: str, x: torch.Tensor, d_model: int) -> None:
-    if x.ndim != 3 or x.shape[-1] != d_model:
-        raise ValueError(f"{name} must be (B, T, d_model={d_model}), got shape {tuple(x.shape)}")
+    check_tensor(name, x, ("B", "T", d_model), floating=True)
     if x.shape[1] == 0:
-        raise ValueError(f"{name} is an empty sequence (T=0), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} is an empty sequence (T=0), got shape {tuple(x.shape)}"
+        )
 
 
-def combine_masks(attn_mask, key_padding_mask, B: int, T_q: int, T_k: int, names=("mask", "key_padding_mask")):
+def combine_masks(
+    attn_mask,
+    key_padding_mask,
+    B: int,
+    T_q: int,
+    T_k: int,
+    names=("mask", "key_padding_mask"),
+):
     """One boolean mask (True = may attend) broadcastable to (B, H, T_q, T_k), or None.
 
-    attn_mask: (T_q, T_k), True = may attend. key_padding_mask: (B, T_k), True = real token.
+    attn_mask: (T_q, T_k), True = may attend. key_padding_mask: (B, T_k), True = real
+    token.
     """
     mask = None
+    for name, given, shape in (
+        (names[0], attn_mask, (T_q, T_k)),
+        (names[1], key_padding_mask, (B, T_k)),
+    ):
+        if given is not None:
+            if not isinstance(given, torch.Tensor) or given.dtype != torch.bool:
+                raise ValueError(
+                    f"{name} must be a boolean tensor (the course's convention:"
+                    f" True = may attend / real token), got "
+                    f"{getattr(given, 'dtype', type(given).__name__)}"
+                )
+            check_tensor(name, given, shape)
     if attn_mask is not None:
-        if attn_mask.dtype != torch.bool or tuple(attn_mask.shape) != (T_q, T_k):
-            raise ValueError(f"{names[0]} must be a boolean (T_q, T_k) = ({T_q}, {T_k}) tensor, "
-                             f"got shape {tuple(attn_mask.shape)} and dtype {attn_mask.dtype}")
-        mask = attn_mask                                                  # (T_q, T_k)
+        mask = attn_mask  # (T_q, T_k)
     if key_padding_mask is not None:
-        if key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != (B, T_k):
-            raise ValueError(f"{names[1]} must be a boolean (B, T_k) = ({B}, {T_k}) tensor, "
-                             f"got shape {tuple(key_padding_mask.shape)} and dtype {key_padding_mask.dtype}")
-        padding = key_padding_mask[:, None, None, :]                      # (B, 1, 1, T_k)
-        mask = padding if mask is None else mask & padding                # (B, 1, T_q, T_k)
+        padding = key_padding_mask[:, None, None, :]  # (B, 1, 1, T_k)
+        mask = padding if mask is None else mask & padding  # (B, 1, T_q, T_k)
     return mask
 
 
-class FeedForward(nn.Module):
-    """Position-wise feed-forward network: Linear -> ReLU -> dropout -> Linear."""
+def _check_sizes(d_model, num_heads, dim_feedforward, dropout):
+    check_int("d_model", d_model)
+    check_int("num_heads", num_heads)
+    check_int("dim_feedforward", dim_feedforward)
+    check_divisible("d_model", d_model, "num_heads", num_heads)
+    check_probability("dropout", dropout)
 
-    def __init__(self, d_model: int, dim_feedforward: int, dropout: float = 0.0):
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: Linear -> activation -> dropout -> Linear."""
+
+    def __init__(
+        self,
+        d_model: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+    ):
         super().__init__()
+        check_choice("activation", activation, tuple(ACTIVATIONS))
         self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.activation = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))          # (B, T, d_model)
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))  # (B, T, d)
 
 
-def _check_sizes(d_model, num_heads, dim_feedforward, dropout):
-    if d_model < 1 or num_heads < 1 or dim_feedforward < 1:
-        raise ValueError(f"d_model, num_heads and dim_feedforward must be >= 1, got d_model={d_model}, "
-                         f"num_heads={num_heads}, dim_feedforward={dim_feedforward}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
+class SublayerConnection(nn.Module):
+    """A residual connection around a sub-layer, with its LayerNorm and dropout.
+
+    The one place where post-norm and pre-norm differ:
+    post-norm (the 2017 paper): ``norm(x + dropout(sublayer(x)))``;
+    pre-norm (``norm_first=True``): ``x + dropout(sublayer(norm(x)))``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        dropout: float,
+        norm_first: bool,
+        layer_norm_eps: float = 1e-5,
+    ):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = check_bool("norm_first", norm_first)
+
+    def forward(self, x: torch.Tensor, sublayer) -> torch.Tensor:
+        if self.norm_first:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))  # (B, T, d_model)
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention, then feed-forward; each with a residual and a LayerNorm.
+    """Self-attention, then feed-forward; each inside a SublayerConnection."""
 
-    Post-norm (the 2017 paper): x = norm(x + sublayer(x)). Pre-norm
-    (``norm_first=True``): x = x + sublayer(norm(x)).
-    """
-
-    def __init__(self, d_model: int, num_heads: int,
-                 dim_feedforward: int = 2048, dropout: float = 0.1,
-                 norm_first: bool = False,
-                 layer_norm_eps: float = 1e-5):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        *,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+        activation: str = "relu",
+    ):
         super().__init__()
         _check_sizes(d_model, num_heads, dim_feedforward, dropout)
-        self.d_model, self.norm_first = d_model, norm_first
+        self.d_model = d_model
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
-        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.attention = None  # last self-attention weights (B, H, T, T)
-
-    def _self_attention(self, x, mask):
-        out, weights = self.self_attn(x, x, x, mask)
-        self.attention = weights.detach()
-        return self.dropout1(out)
+        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout, activation)
+        sublayer = (d_model, dropout, norm_first, layer_norm_eps)
+        self.self_attn_sublayer = SublayerConnection(*sublayer)
+        self.feed_forward_sublayer = SublayerConnection(*sublayer)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         """x: (B, T, d); mask broadcastable to (B, H, T, T), True = may attend."""
-        if self.norm_first:
-            x = x + self._self_attention(self.norm1(x), mask)
-            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
-        else:
-            x = self.norm1(x + self._self_attention(x, mask))
-            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
-        return x                                          # (B, T, d_model)
+        x = self.self_attn_sublayer(x, lambda h: self.self_attn(h, h, h, mask)[0])
+        return self.feed_forward_sublayer(x, self.feed_forward)  # (B, T, d_model)
 
 
-class DecoderLayer(EncoderLayer):
-    """Masked self-attention, cross-attention to the encoder, feed-forward net.
+class DecoderLayer(nn.Module):
+    """Masked self-attention, cross-attention to the encoder, feed-forward.
 
-    An encoder layer (its self-attention, feed-forward net, norms and dropouts)
-    plus a cross-attention sub-layer, whose **queries come from the decoder**
-    and **keys and values from the encoder's output** (``memory``): each target
-    position looks up the source.
+    The cross-attention's **queries come from the decoder** and its **keys and values
+    from the encoder's output** (``memory``): each target position looks up the source.
     """
 
-    def __init__(self, d_model: int, num_heads: int,
-                 dim_feedforward: int = 2048, dropout: float = 0.1,
-                 norm_first: bool = False,
-                 layer_norm_eps: float = 1e-5):
-        super().__init__(d_model, num_heads, dim_feedforward, dropout,
-                         norm_first, layer_norm_eps)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads,
-                                             dropout=dropout)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout3 = nn.Dropout(dropout)
-        self.cross_attention = None  # last cross-attention (B, H, T_tgt, T_src)
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        *,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        _check_sizes(d_model, num_heads, dim_feedforward, dropout)
+        self.d_model = d_model
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout, activation)
+        sublayer = (d_model, dropout, norm_first, layer_norm_eps)
+        self.self_attn_sublayer = SublayerConnection(*sublayer)
+        self.cross_attn_sublayer = SublayerConnection(*sublayer)
+        self.feed_forward_sublayer = SublayerConnection(*sublayer)
 
-    def _cross_attention(self, x, memory, mask):
-        # queries: the decoder; keys and values: the encoder's output
-        out, weights = self.cross_attn(x, memory, memory, mask)
-        self.cross_attention = weights.detach()
-        return self.dropout2(out)
-
-    def forward(self, x: torch.Tensor, memory: torch.Tensor,
-                mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x: (B, T_tgt, d), memory: (B, T_src, d); masks: True = may attend."""
-        if self.norm_first:
-            x = x + self._self_attention(self.norm1(x), mask)
-            x = x + self._cross_attention(self.norm2(x), memory, memory_mask)
-            x = x + self.dropout3(self.feed_forward(self.norm3(x)))
-        else:
-            x = self.norm1(x + self._self_attention(x, mask))
-            x = self.norm2(x + self._cross_attention(x, memory, memory_mask))
-            x = self.norm3(x + self.dropout3(self.feed_forward(x)))
-        return x                                      # (B, T_tgt, d_model)
+        x = self.self_attn_sublayer(x, lambda h: self.self_attn(h, h, h, mask)[0])
+        # queries: the decoder; keys and values: the encoder's output
+        x = self.cross_attn_sublayer(
+            x, lambda h: self.cross_attn(h, memory, memory, memory_mask)[0]
+        )
+        return self.feed_forward_sublayer(x, self.feed_forward)  # (B, T_tgt, d_model)
 
 
 class Transformer(nn.Module):
     """Encoder-decoder Transformer on embedded inputs, laid out like ``nn.Transformer``.
 
-    Each stack ends with a LayerNorm, as in ``nn.Transformer``. Masks follow this module's
-    convention (True = may attend; key padding: True = real token); PyTorch's boolean masks
+    Each stack ends with a LayerNorm, as in ``nn.Transformer``. Masks follow this
+    module's convention (True = may attend; key padding: True = real token); PyTorch's
+    boolean masks
     mean the opposite, so pass ``~m`` for a PyTorch mask ``m``.
     """
 
-    def __init__(self, d_model: int = 512, num_heads: int = 8, num_encoder_layers: int = 6,
-                 num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 norm_first: bool = False, layer_norm_eps: float = 1e-5):
+    def __init__(
+        self,
+        d_model: int = 512,
+        num_heads: int = 8,
+        num_encoder_layers: int = 6,
+        num_decoder_layers: int = 6,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        *,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+    ):
         super().__init__()
-        if num_encoder_layers < 1 or num_decoder_layers < 1:
-            raise ValueError(f"num_encoder_layers and num_decoder_layers must be >= 1, got "
-                             f"{num_encoder_layers} and {num_decoder_layers}")
+        check_int("num_encoder_layers", num_encoder_layers)
+        check_int("num_decoder_layers", num_decoder_layers)
         _check_sizes(d_model, num_heads, dim_feedforward, dropout)
         self.d_model, self.num_heads = d_model, num_heads
-        layer_args = (d_model, num_heads, dim_feedforward, dropout, norm_first, layer_norm_eps)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(num_encoder_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(num_decoder_layers))
+        args = (d_model, num_heads, dim_feedforward, dropout)
+        kwargs = dict(norm_first=norm_first, layer_norm_eps=layer_norm_eps)
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(*args, **kwargs) for _ in range(num_encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(*args, **kwargs) for _ in range(num_decoder_layers)
+        )
         self.encoder_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.decoder_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
 
@@ -193,32 +265,69 @@ class Transformer(nn.Module):
         """src: (B, T_src, d_model) -> memory (B, T_src, d_model)."""
         _check_input("src", src, self.d_model)
         B, T, _ = src.shape
-        mask = combine_masks(src_mask, src_key_padding_mask, B, T, T, ("src_mask", "src_key_padding_mask"))
+        mask = combine_masks(
+            src_mask,
+            src_key_padding_mask,
+            B,
+            T,
+            T,
+            ("src_mask", "src_key_padding_mask"),
+        )
         x = src
         for layer in self.encoder_layers:
             x = layer(x, mask)
         return self.encoder_norm(x)
 
-    def decode(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-               memory_key_padding_mask=None) -> torch.Tensor:
-        """tgt: (B, T_tgt, d_model), memory: (B, T_src, d_model) -> (B, T_tgt, d_model)."""
+    def decode(
+        self,
+        tgt,
+        memory,
+        tgt_mask=None,
+        memory_mask=None,
+        tgt_key_padding_mask=None,
+        memory_key_padding_mask=None,
+    ) -> torch.Tensor:
+        """tgt (B, T_tgt, d), memory (B, T_src, d) -> (B, T_tgt, d) with d = d_model."""
         _check_input("tgt", tgt, self.d_model)
         _check_input("memory", memory, self.d_model)
         (B, T_tgt, _), T_src = tgt.shape, memory.shape[1]
         if memory.shape[0] != B:
-            raise ValueError(f"src and tgt must have the same batch size, got {memory.shape[0]} and {B}")
-        self_mask = combine_masks(tgt_mask, tgt_key_padding_mask, B, T_tgt, T_tgt,
-                                  ("tgt_mask", "tgt_key_padding_mask"))
-        cross_mask = combine_masks(memory_mask, memory_key_padding_mask, B, T_tgt, T_src,
-                                   ("memory_mask", "memory_key_padding_mask"))
+            raise ValueError(
+                f"memory and tgt must have the same batch size, "
+                f"got {memory.shape[0]} and {B} (no broadcasting)"
+            )
+        self_mask = combine_masks(
+            tgt_mask,
+            tgt_key_padding_mask,
+            B,
+            T_tgt,
+            T_tgt,
+            ("tgt_mask", "tgt_key_padding_mask"),
+        )
+        cross_mask = combine_masks(
+            memory_mask,
+            memory_key_padding_mask,
+            B,
+            T_tgt,
+            T_src,
+            ("memory_mask", "memory_key_padding_mask"),
+        )
         x = tgt
         for layer in self.decoder_layers:
             x = layer(x, memory, self_mask, cross_mask)
         return self.decoder_norm(x)
 
-    def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
-                src_key_padding_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None):
+    def forward(
+        self,
+        src,
+        tgt,
+        src_mask=None,
+        tgt_mask=None,
+        memory_mask=None,
+        src_key_padding_mask=None,
+        tgt_key_padding_mask=None,
+        memory_key_padding_mask=None,
+    ):
         """src: (B, T_src, d_model), tgt: (B, T_tgt, d_model) -> (B, T_tgt, d).
 
         src_mask (T_src, T_src), tgt_mask (T_tgt, T_tgt) and memory_mask
@@ -226,66 +335,116 @@ class Transformer(nn.Module):
         token. For a causal decoder pass ``tgt_mask=causal_mask(T_tgt)``.
         """
         memory = self.encode(src, src_mask, src_key_padding_mask)
-        return self.decode(tgt, memory, tgt_mask, memory_mask,
-                           tgt_key_padding_mask, memory_key_padding_mask)
+        return self.decode(
+            tgt,
+            memory,
+            tgt_mask,
+            memory_mask,
+            tgt_key_padding_mask,
+            memory_key_padding_mask,
+        )
 
     @classmethod
     def from_torch(cls, m: nn.Transformer) -> "Transformer":
-        """An equivalent module with the weights of ``nn.Transformer(..., batch_first=True)``."""
+        """The same module, with the weights of ``nn.Transformer(...,
+        batch_first=True)``.
+        """
         if not isinstance(m, nn.Transformer):
-            raise ValueError(f"from_torch needs an nn.Transformer, got {type(m).__name__}")
+            raise ValueError(
+                f"from_torch needs an nn.Transformer, got {type(m).__name__}"
+            )
         first = m.encoder.layers[0]
         if not first.self_attn.batch_first:
-            raise ValueError("from_torch needs nn.Transformer(..., batch_first=True), got batch_first=False")
-        if first.activation_relu_or_gelu != 1:
-            raise ValueError("from_torch supports activation='relu' only")
-        ours = cls(m.d_model, m.nhead, len(m.encoder.layers), len(m.decoder.layers),
-                   first.linear1.out_features, first.dropout.p, first.norm_first, first.norm1.eps)
-        ours = ours.to(device=first.linear1.weight.device, dtype=first.linear1.weight.dtype)
-        pairs = [(ours.encoder_norm, m.encoder.norm), (ours.decoder_norm, m.decoder.norm)]
-        for mine, theirs in zip(list(ours.encoder_layers) + list(ours.decoder_layers),
-                                list(m.encoder.layers) + list(m.decoder.layers)):
+            raise ValueError(
+                "from_torch needs nn.Transformer(..., batch_first=True), "
+                "got batch_first=False"
+            )
+        if first.activation_relu_or_gelu != 1 or first.linear1.bias is None:
+            raise ValueError("from_torch supports activation='relu' and bias=True only")
+        if m.encoder.norm is None or m.decoder.norm is None:
+            raise ValueError("from_torch needs the final LayerNorm of both stacks")
+        ours = cls(
+            m.d_model,
+            m.nhead,
+            len(m.encoder.layers),
+            len(m.decoder.layers),
+            first.linear1.out_features,
+            first.dropout.p,
+            norm_first=first.norm_first,
+            layer_norm_eps=first.norm1.eps,
+        )
+        ours = ours.to(
+            device=first.linear1.weight.device, dtype=first.linear1.weight.dtype
+        )
+        pairs = [
+            (ours.encoder_norm, m.encoder.norm),
+            (ours.decoder_norm, m.decoder.norm),
+        ]
+        for mine, theirs in zip(ours.encoder_layers, m.encoder.layers):
             mine.self_attn = MultiHeadAttention.from_torch(theirs.self_attn)
-            if isinstance(mine, DecoderLayer):
-                mine.cross_attn = MultiHeadAttention.from_torch(theirs.multihead_attn)
-                pairs.append((mine.norm3, theirs.norm3))
-            pairs += [(mine.feed_forward.linear1, theirs.linear1), (mine.feed_forward.linear2, theirs.linear2),
-                      (mine.norm1, theirs.norm1), (mine.norm2, theirs.norm2)]
+            pairs += [
+                (mine.self_attn_sublayer.norm, theirs.norm1),
+                (mine.feed_forward_sublayer.norm, theirs.norm2),
+            ]
+        for mine, theirs in zip(ours.decoder_layers, m.decoder.layers):
+            mine.self_attn = MultiHeadAttention.from_torch(theirs.self_attn)
+            mine.cross_attn = MultiHeadAttention.from_torch(theirs.multihead_attn)
+            pairs += [
+                (mine.self_attn_sublayer.norm, theirs.norm1),
+                (mine.cross_attn_sublayer.norm, theirs.norm2),
+                (mine.feed_forward_sublayer.norm, theirs.norm3),
+            ]
+        for mine, theirs in zip(
+            [*ours.encoder_layers, *ours.decoder_layers],
+            [*m.encoder.layers, *m.decoder.layers],
+        ):
+            pairs += [
+                (mine.feed_forward.linear1, theirs.linear1),
+                (mine.feed_forward.linear2, theirs.linear2),
+            ]
         for mine, theirs in pairs:
             mine.load_state_dict(theirs.state_dict())
         return ours
 
 
-# --- A small sequence-to-sequence model: token embeddings, positions, a Transformer, a head ---
+# --- A small sequence-to-sequence model: embeddings, positions, a Transformer, a head -
+
 
 @dataclass
 class Seq2SeqConfig:
-    src_vocab_size: int
-    tgt_vocab_size: int
-    d_model: int = 64
-    num_heads: int = 4
-    num_encoder_layers: int = 2
-    num_decoder_layers: int = 2
-    dim_feedforward: int = 256
-    dropout: float = 0.0
-    norm_first: bool = False
-    max_len: int = 64      # longest source or target sequence (size of the position table)
-    pad_id: int = 0        # padding, in both vocabularies
-    bos_id: int = 1        # target: beginning of sequence
-    eos_id: int = 2        # target: end of sequence
+    src_vocab_size: int  # source tokens
+    tgt_vocab_size: int  # target tokens, including pad, bos and eos
+    d_model: int = 64  # width of every token's representation
+    num_heads: int = 4  # attention heads per layer
+    num_encoder_layers: int = 2  # encoder layers
+    num_decoder_layers: int = 2  # decoder layers
+    dim_feedforward: int = 256  # hidden units of each feed-forward network
+    dropout: float = 0.0  # dropout probability everywhere
+    norm_first: bool = False  # pre-norm (True) or the paper's post-norm (False)
+    block_size: int = 64  # longest source or target sequence (the position table)
+    pad_id: int = 0  # padding, in both vocabularies
+    bos_id: int = 1  # target: beginning of sequence
+    eos_id: int = 2  # target: end of sequence
 
     def __post_init__(self):
-        if self.src_vocab_size < 1 or self.tgt_vocab_size < 3:
-            raise ValueError(f"src_vocab_size must be >= 1 and tgt_vocab_size >= 3, got "
-                             f"{self.src_vocab_size} and {self.tgt_vocab_size}")
-        if self.max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got max_len={self.max_len}")
+        check_int("src_vocab_size", self.src_vocab_size)
+        check_int("tgt_vocab_size", self.tgt_vocab_size, minimum=3)
+        check_int("block_size", self.block_size)
+        _check_sizes(self.d_model, self.num_heads, self.dim_feedforward, self.dropout)
+        check_bool("norm_first", self.norm_first)
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= check_int(name, getattr(self, name), 0) < self.tgt_vocab_size:
+                raise ValueError(
+                    f"{name} must be a target id below "
+                    f"tgt_vocab_size={self.tgt_vocab_size}"
+                )
 
 
 class Seq2Seq(nn.Module):
-    """Token ids in, next-token logits out: embeddings · √d + sinusoidal positions -> Transformer -> head.
+    """Token ids in, next-token logits out.
 
-    Padding (``pad_id``) is masked out of every attention, so padded positions change nothing
+    Embeddings · √d + sinusoidal positions -> Transformer -> linear head. Padding
+    (``pad_id``) is masked out of every attention, so padded positions change nothing
     for the real tokens.
     """
 
@@ -294,63 +453,84 @@ class Seq2Seq(nn.Module):
         c = self.config = config
         self.src_embedding = nn.Embedding(c.src_vocab_size, c.d_model)
         self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.d_model)
-        self.register_buffer("positions", sinusoidal_positional_encoding(c.max_len, c.d_model), persistent=False)
-        self.transformer = Transformer(c.d_model, c.num_heads, c.num_encoder_layers, c.num_decoder_layers,
-                                       c.dim_feedforward, c.dropout, c.norm_first)
+        positions = sinusoidal_positional_encoding(c.block_size, c.d_model)
+        self.register_buffer("positions", positions, persistent=False)
+        self.transformer = Transformer(
+            c.d_model,
+            c.num_heads,
+            c.num_encoder_layers,
+            c.num_decoder_layers,
+            c.dim_feedforward,
+            c.dropout,
+            norm_first=c.norm_first,
+        )
         self.head = nn.Linear(c.d_model, c.tgt_vocab_size)
 
-    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, name: str) -> torch.Tensor:
-        if ids.ndim != 2 or ids.shape[1] == 0:
-            raise ValueError(f"{name} must be a non-empty (B, T) tensor of token ids, got shape {tuple(ids.shape)}")
-        if ids.shape[1] > self.config.max_len:
-            raise ValueError(f"{name} has length {ids.shape[1]} > max_len={self.config.max_len}")
-        x = embedding(ids) * math.sqrt(self.config.d_model)               # (B, T, d_model)
-        return x + self.positions[: ids.shape[1]]                         # (B, T, d_model)
+    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, name: str):
+        check_ids(name, ids, embedding.num_embeddings)
+        if not 1 <= ids.shape[1] <= self.config.block_size:
+            raise ValueError(
+                f"{name} must have 1 to block_size={self.config.block_size} "
+                f"tokens, got {ids.shape[1]}"
+            )
+        x = embedding(ids) * math.sqrt(self.config.d_model)  # (B, T, d_model)
+        return x + self.positions[: ids.shape[1]]  # (B, T, d_model)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src ids (B, T_src) -> memory (B, T_src, d_model) and its padding mask (B, T_src)."""
-        src_real = src != self.config.pad_id                              # (B, T_src), True = real token
-        memory = self.transformer.encode(self._embed(self.src_embedding, src, "src"),
-                                         src_key_padding_mask=src_real)
+        """src ids (B, T_src) -> memory (B, T_src, d_model), padding mask (B, T_src)."""
+        src_real = src != self.config.pad_id  # (B, T_src), True = real token
+        memory = self.transformer.encode(
+            self._embed(self.src_embedding, src, "src"), src_key_padding_mask=src_real
+        )
         return memory, src_real
 
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor) -> torch.Tensor:
-        """tgt ids (B, T_tgt) (starting with BOS) -> logits (B, T_tgt, tgt_vocab), causally."""
+    def decode(
+        self, tgt: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor
+    ) -> torch.Tensor:
+        """tgt ids (B, T_tgt), starting with BOS -> logits (B, T_tgt, V), causally."""
         x = self._embed(self.tgt_embedding, tgt, "tgt")
-        h = self.transformer.decode(x, memory, tgt_mask=causal_mask(tgt.shape[1]).to(tgt.device),
-                                    tgt_key_padding_mask=tgt != self.config.pad_id,
-                                    memory_key_padding_mask=src_real)
-        return self.head(h)                                               # (B, T_tgt, tgt_vocab)
+        h = self.transformer.decode(
+            x,
+            memory,
+            tgt_mask=causal_mask(tgt.shape[1], device=tgt.device),
+            tgt_key_padding_mask=tgt != self.config.pad_id,
+            memory_key_padding_mask=src_real,
+        )
+        return self.head(h)  # (B, T_tgt, tgt_vocab)
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: every target position in one parallel pass. Returns logits (B, T_tgt, V)."""
+        """Teacher forcing, every target position in one pass -> (B, T_tgt, V)."""
         memory, src_real = self.encode(src)
         return self.decode(tgt, memory, src_real)
 
     @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, max_len: int | None = None,
-                      eos_id: int | None = None) -> torch.Tensor:
+    def greedy_decode(
+        self,
+        src: torch.Tensor,
+        max_new_tokens: int | None = None,
+        eos_id: int | None = None,
+    ) -> torch.Tensor:
         """Generate one token at a time, each time the most likely one (serial).
 
-        Returns the generated ids (B, L), BOS excluded; after a sequence's end
-        token the rest of its row is ``pad_id``. Stops when every sequence has
-        ended or after `max_len` tokens (default: position table size - 1).
+        Returns the generated ids (B, L), BOS excluded; after a sequence's end token
+        the rest of its row is ``pad_id``. Stops when every sequence has ended or after
+        `max_new_tokens` tokens (default: block_size - 1).
         """
         c = self.config
-        max_len = c.max_len - 1 if max_len is None else max_len
+        max_new_tokens = c.block_size - 1 if max_new_tokens is None else max_new_tokens
         eos_id = c.eos_id if eos_id is None else eos_id
-        if not 1 <= max_len <= c.max_len - 1:
-            raise ValueError(f"max_len must be between 1 and {c.max_len - 1}, "
-                             f"got max_len={max_len}")
+        if not 1 <= check_int("max_new_tokens", max_new_tokens) <= c.block_size - 1:
+            raise ValueError(
+                f"max_new_tokens must be between 1 and block_size - 1 = "
+                f"{c.block_size - 1}, got max_new_tokens={max_new_tokens}"
+            )
         memory, src_real = self.encode(src)
         B = src.shape[0]
-        tokens = torch.full((B, 1), c.bos_id, dtype=torch.long,
-                            device=src.device)                   # (B, 1)
+        tokens = torch.full((B, 1), c.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            logits = self.decode(tokens, memory, src_real)       # (B, t, V)
-            next_token = logits[:, -1].argmax(-1)                # (B,)
-            next_token = next_token.masked_fill(done, c.pad_id)
+        for _ in range(max_new_tokens):
+            logits = self.decode(tokens, memory, src_real)  # (B, t, V)
+            next_token = logits[:, -1].argmax(-1).masked_fill(done, c.pad_id)  # (B,)
             tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # (B, t+1)
             done |= next_token == eos_id
             if done.all():

@@ -1,0 +1,15 @@
+"""Each chapter's tasks, experiments and drawings (the models live one level up).
+
+One module per experiment, named after it:
+
+* ``receptive_field`` (chapter 0): conv stacks against one attention layer, by
+  gradients;
+* ``char_rnn`` (chapter 1): a character language model on the King James Bible;
+* ``gradient_flow`` (chapters 1, 2): how far back the gradient reaches in an RNN or
+  LSTM;
+* ``signal_recall`` (chapter 2): remember a token across a lag, RNN against LSTM;
+* ``softmax_scaling`` (chapter 3): why the scores are divided by √d_k;
+* ``neighbour_heads`` (chapter 4): heads that specialise, and three ways to run them;
+* ``number_words`` (chapter 5): English number words to digits with a Transformer;
+* ``bigram`` (chapter 6): the next-token baseline a language model must beat.
+"""

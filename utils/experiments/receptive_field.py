@@ -1,0 +1,180 @@
+"""Receptive fields, measured with gradients (chapter 0, "Why attention").
+
+The receptive field of one output is the set of input pixels that can change it. We
+measure it directly: back-propagate from one output position to the input image and see
+which pixels get a non-zero gradient. A stack of convolutions sees a window that grows
+with depth; a single self-attention layer over the pixels sees every pixel.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class ConvStackConfig:
+    kernel_size: int = 3  # k: odd, so "same" padding keeps the image size
+    depth: int = 2  # L: number of convolution layers
+    dilation: int = 1  # d: spacing between kernel taps
+    channels: int = 8
+
+    def __post_init__(self):
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"kernel_size must be a positive odd int, got {self.kernel_size}"
+            )
+        for name in ("depth", "dilation", "channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be >= 1, got {name}={getattr(self, name)}"
+                )
+
+
+def theoretical_receptive_field(kernel_size: int, depth: int, dilation: int = 1) -> int:
+    """Side of the receptive field of a stack of convolutions: 1 + L·(k − 1)·d."""
+    ConvStackConfig(kernel_size, depth, dilation)  # validates the arguments
+    return 1 + depth * (kernel_size - 1) * dilation
+
+
+class ConvStack(nn.Module):
+    """`depth` 'same'-padded convolutions with tanh: (B, 1, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, config: ConvStackConfig):
+        super().__init__()
+        k, d, c = config.kernel_size, config.dilation, config.channels
+        padding = d * (k - 1) // 2
+        self.layers = nn.ModuleList(
+            nn.Conv2d(1 if i == 0 else c, c, k, padding=padding, dilation=d)
+            for i in range(config.depth)
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image  # (B, 1, H, W)
+        for conv in self.layers:
+            x = torch.tanh(conv(x))  # (B, C, H, W)
+        return x
+
+
+class PixelSelfAttention(nn.Module):
+    """One self-attention layer whose tokens are the pixels: (B, 1, H, W) -> (B, C, H,
+    W).
+
+    Each pixel becomes a token: its intensity, projected to C features, plus a learned
+    embedding of its position. Every token attends to every other token.
+    """
+
+    def __init__(self, height: int, width: int, channels: int = 8):
+        super().__init__()
+        self.embed = nn.Linear(1, channels)
+        self.position = nn.Parameter(0.5 * torch.randn(height * width, channels))
+        self.query, self.key, self.value = (
+            nn.Linear(channels, channels) for _ in range(3)
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = image.shape
+        if H * W != self.position.shape[0]:
+            raise ValueError(
+                f"image has {H}x{W} pixels, the layer expects {self.position.shape[0]}"
+            )
+        tokens = (
+            self.embed(image.reshape(B, H * W, 1)) + self.position
+        )  # (B, T, C), T = H·W
+        q, k, v = (
+            self.query(tokens),
+            self.key(tokens),
+            self.value(tokens),
+        )  # (B, T, C) each
+        weights = torch.softmax(
+            q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1
+        )  # (B, T, T)
+        out = weights @ v  # (B, T, C)
+        return out.transpose(1, 2).reshape(B, -1, H, W)  # (B, C, H, W)
+
+
+def input_gradient(
+    model: nn.Module, image: torch.Tensor, row: int, col: int
+) -> torch.Tensor:
+    """|∂ output[row, col] / ∂ image|: how much each input pixel influences one output
+    position.
+
+    `image` is (H, W); the output at (row, col) is summed over channels. Returns (H, W).
+    """
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W), got shape {tuple(image.shape)}")
+    H, W = image.shape
+    if not (0 <= row < H and 0 <= col < W):
+        raise ValueError(f"position ({row}, {col}) is outside the {H}x{W} image")
+    x = image.detach().clone().reshape(1, 1, H, W).requires_grad_(True)
+    model(x)[0, :, row, col].sum().backward()
+    return x.grad[0, 0].abs()  # (H, W)
+
+
+def receptive_field_extent(gradient: torch.Tensor) -> dict:
+    """Summarise where a gradient map is non-zero: pixel count, fraction, bounding-box
+    height and width.
+    """
+    support = gradient > 0
+    rows, cols = support.any(dim=1).nonzero(), support.any(dim=0).nonzero()
+    height = int(rows.max() - rows.min() + 1) if len(rows) else 0
+    width = int(cols.max() - cols.min() + 1) if len(cols) else 0
+    return {
+        "pixels": int(support.sum()),
+        "fraction": float(support.float().mean()),
+        "height": height,
+        "width": width,
+    }
+
+
+# --- The chapter's experiment: one callback, drawn by the widget and by the static swee
+
+
+def _digit() -> torch.Tensor:
+    from utils.data import load_mnist
+
+    images, labels = load_mnist()
+    return images[int((labels == 3).nonzero()[0])]  # a real handwritten 3, (28, 28)
+
+
+def draw_receptive_fields(
+    fig, kernel_size: int = 3, depth: int = 2, dilation: int = 1, seed: int = 0
+):
+    """Gradient maps of the centre output on a real digit: a conv stack beside one
+    attention layer.
+    """
+    from utils.plot import image as show_image
+
+    digit = _digit()
+    H, W = digit.shape
+    centre = (H // 2, W // 2)
+    with (
+        torch.random.fork_rng()
+    ):  # seeded models, leaving the caller's random state alone
+        torch.manual_seed(seed)
+        conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
+        attention = PixelSelfAttention(H, W)
+    axes = fig.subplots(1, 2)
+    for ax, model, name in (
+        (axes[0], conv, f"{depth}× conv"),
+        (axes[1], attention, "1× attention"),
+    ):
+        grad = input_gradient(model, digit, *centre)
+        extent = receptive_field_extent(grad)
+        # log10 of the relative gradient, so the faint edge of the field shows; zero is
+        # transparent
+        overlay = torch.where(
+            grad > 0, torch.log10(grad / grad.max() + 1e-6), torch.nan
+        )
+        show_image(
+            ax,
+            digit,
+            overlay=overlay,
+            overlay_range=(-6.0, 0.0),
+            title=f"{name}: {extent['width']}×{extent['height']} "
+            f"({extent['fraction']:.0%})",
+        )
+        ax.title.set_fontsize(9)
+        ax.plot(centre[1], centre[0], marker="+", color="cyan", markersize=12, mew=2)
+    return axes
