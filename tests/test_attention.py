@@ -9,11 +9,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.attention import (MultiHeadAttention, SelfAttention, causal_mask, merge_heads, multi_head_fused,
-                             multi_head_loop, padding_mask, scaled_dot_product_attention, softmax_statistics,
-                             split_heads)
-from utils.toy_tasks import (NeighbourModel, NeighbourTaskConfig, attention_by_offset, draw_heads,
-                             neighbour_difference_batch)
+from utils.attention import (AdditiveScore, MultiHeadAttention, SelfAttention, attend, causal_mask, merge_heads,
+                             padding_mask, record_attention, scaled_dot_product_attention, split_heads)
+from utils.gpt import GPT, GPTConfig
+from utils.transformer import Transformer
 
 ATOL = 1e-5
 
@@ -21,8 +20,12 @@ ATOL = 1e-5
 def _to_torch_masks(mask_keep_qk, lengths, T_k):
     """Our 'True = may attend' masks as nn.MultiheadAttention's 'True = ignore' arguments."""
     attn_mask = None if mask_keep_qk is None else ~mask_keep_qk
-    key_padding_mask = None if lengths is None else ~padding_mask(lengths, T_k)[:, 0, 0]
+    key_padding_mask = None if lengths is None else ~padding_mask(lengths, T_k)
     return attn_mask, key_padding_mask
+
+
+def _no_hooks(model):
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 # --- scaled_dot_product_attention --------------------------------------------------------
@@ -47,7 +50,7 @@ def test_sdpa_equals_torch(shape_q, shape_kv, d_v, masked):
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     ref_grads = torch.autograd.grad((reference * torch.cos(reference)).sum(), (q, k, v))
     torch.testing.assert_close(ours, reference, atol=ATOL, rtol=0)
-    for g, r in zip(ours_grads, ref_grads):
+    for g, r in zip(ours_grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
     assert weights.shape == shape_q[:-1] + (shape_kv[-2],)
 
@@ -80,18 +83,144 @@ def test_sdpa_rejects_bad_input():
     q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4)
     with pytest.raises(ValueError, match=r"q.shape\[-1\]=6 and k.shape\[-1\]=4"):
         scaled_dot_product_attention(torch.randn(2, 3, 6), k, v)
-    with pytest.raises(ValueError, match=r"k.shape\[-2\]=5 and v.shape\[-2\]=4"):
+    with pytest.raises(ValueError, match=r"k and v must have the same leading shape"):
         scaled_dot_product_attention(q, k, torch.randn(2, 4, 4))
     with pytest.raises(ValueError, match=r"mask of shape \(4, 5\) cannot broadcast to the scores of shape \(2, 3, 5\)"):
         scaled_dot_product_attention(q, k, v, torch.ones(4, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\(2, 1, 1, 5\) cannot broadcast"):  # would silently grow the batch
-        scaled_dot_product_attention(q, k, v, padding_mask([5, 5], 5))
+        scaled_dot_product_attention(q, k, v, padding_mask([5, 5], 5)[:, None, None, :])
     with pytest.raises(ValueError, match="boolean"):
         scaled_dot_product_attention(q, k, v, torch.ones(3, 5))
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         scaled_dot_product_attention(torch.randn(4), k, v)
     with pytest.raises(ValueError, match="dropout_p=1.0"):
         scaled_dot_product_attention(q, k, v, dropout_p=1.0)
+    with pytest.raises(ValueError, match="q and k must have the same batch dimensions"):
+        scaled_dot_product_attention(torch.randn(1, 3, 4), k, v)
+    with pytest.raises(ValueError, match="q, k and v must share dtype and device"):
+        scaled_dot_product_attention(q.double(), k.double(), v)
+    with pytest.raises(ValueError, match="q must be a floating-point tensor"):
+        scaled_dot_product_attention(q.long(), k, v)
+
+
+@pytest.mark.parametrize("float_mask", [torch.ones(3, 5), torch.zeros(3, 5), torch.full((3, 5), float("-inf"))])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_float_masks_are_refused_naming_the_convention(float_mask, need_weights):
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    with pytest.raises(ValueError, match=r"mask must be a boolean tensor, True = may attend .*got torch.float32"):
+        attend(q, k, v, float_mask, need_weights=need_weights)
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="True = may attend"):
+        mha(x, x, x, torch.zeros(3, 3), need_weights=need_weights)
+
+
+# --- attend: PyTorch's fused kernel and the explicit form agree ------------------------------
+
+def _forward_backward(q, k, v, **kwargs):
+    """attend's output and the gradients of q, k, v for a fixed random upstream gradient."""
+    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    out, weights = attend(q, k, v, **kwargs)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(99))
+    (out * upstream).sum().backward()
+    return out, weights, (q.grad, k.grad, v.grad)
+
+
+def _mask_kinds():
+    g = torch.Generator().manual_seed(3)
+    B, H, T, T_k = 3, 2, 6, 9
+    random_mask = torch.rand(B, H, T, T, generator=g) > 0.5
+    random_mask[0, 1, 2] = False                                      # fully masked rows
+    random_mask[2, 0, 5] = False
+    cross_mask = torch.rand(B, 1, T, T_k, generator=g) > 0.4
+    cross_mask[1, 0, 0] = False
+    padding = padding_mask([6, 4, 0], T)[:, None, None, :]            # (B, 1, 1, T): sequence 2 is all padding
+    return {  # name: (T_q, T_k, attend's keyword arguments)
+        "no mask": (T, T, {}),
+        "causal=True": (T, T, dict(causal=True)),
+        "causal mask": (T, T, dict(mask=causal_mask(T))),
+        "padding": (T, T, dict(mask=padding)),
+        "causal & padding": (T, T, dict(mask=causal_mask(T) & padding)),
+        "causal=True with padding": (T, T, dict(mask=padding, causal=True)),
+        "random, fully masked rows": (T, T, dict(mask=random_mask)),
+        "T_q != T_k, no mask": (T, T_k, {}),
+        "T_q != T_k, random mask": (T, T_k, dict(mask=cross_mask)),
+        "T_q != T_k, padding": (T, T_k, dict(mask=padding_mask([9, 3, 1], T_k)[:, None, None, :])),
+    }
+
+
+MASK_KINDS = _mask_kinds()
+
+
+@pytest.mark.parametrize("T_q, T_k, kwargs", MASK_KINDS.values(), ids=MASK_KINDS.keys())
+def test_attend_fast_path_equals_explicit_path_forward_and_backward(T_q, T_k, kwargs):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(3, 2, T_q, 4, generator=g), torch.randn(3, 2, T_k, 4, generator=g), \
+        torch.randn(3, 2, T_k, 5, generator=g)
+    fast, no_weights, fast_grads = _forward_backward(q, k, v, **kwargs)
+    explicit, weights, explicit_grads = _forward_backward(q, k, v, need_weights=True, **kwargs)
+    assert no_weights is None and weights.shape == (3, 2, T_q, T_k)
+    assert torch.isfinite(fast).all() and all(torch.isfinite(g).all() for g in fast_grads)
+    torch.testing.assert_close(fast, explicit, atol=ATOL, rtol=0)
+    for name, a, b in zip("qkv", fast_grads, explicit_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=f"gradient of {name}")
+    # queries that may attend to nothing: zero output and zero gradient, on both paths
+    mask = kwargs.get("mask")
+    if kwargs.get("causal"):
+        mask = causal_mask(T_q) if mask is None else mask & causal_mask(T_q)
+    if mask is not None:
+        blocked = ~torch.broadcast_to(mask, weights.shape).any(-1)       # (B, H, T_q)
+        for out, grads in ((fast, fast_grads), (explicit, explicit_grads)):
+            assert (out[blocked] == 0).all() and (grads[0][blocked] == 0).all()
+        torch.testing.assert_close(weights.sum(-1)[~blocked], torch.ones(int((~blocked).sum())), atol=ATOL, rtol=0)
+        assert (weights.sum(-1)[blocked] == 0).all()
+
+
+def test_mask_kinds_include_fully_masked_rows():
+    names = ("random, fully masked rows", "padding", "causal & padding", "T_q != T_k, random mask")
+    for name in names:                            # so the zero-output checks above are not vacuous
+        T_q, T_k, kwargs = MASK_KINDS[name]
+        assert (~kwargs["mask"].any(-1)).any(), name
+
+
+def test_attend_without_weights_calls_the_fused_kernel(monkeypatch):
+    calls = []
+    fused = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    q = torch.randn(1, 4, 8)
+    attend(q, q, q, causal=True)
+    assert calls == [dict(dropout_p=0.0, is_causal=True)]
+    attend(q, q, q, causal=True, need_weights=True)                   # the explicit path: no call
+    assert len(calls) == 1
+
+
+def test_attend_rejects_bad_arguments():
+    q, k = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    with pytest.raises(ValueError, match="causal=True needs T_q == T_k"):
+        attend(q, k, k, causal=True)
+    with pytest.raises(ValueError, match="causal must be True or False"):
+        attend(q, q, q, causal=1)
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 5\) cannot broadcast"):
+        attend(q, k, k, torch.ones(4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dropout_p"):
+        attend(q, k, k, dropout_p=1.0)
+    with pytest.raises(ValueError, match=r"q.shape\[-1\]=6 and k.shape\[-1\]=4"):
+        attend(torch.randn(2, 3, 6), k, k)
+
+
+def test_attend_dropout_only_drops_with_a_positive_probability():
+    q = torch.randn(1, 2, 6, 4)
+    torch.manual_seed(0)
+    a, _ = attend(q, q, q, dropout_p=0.0)
+    b, _ = attend(q, q, q, dropout_p=0.5)
+    assert not torch.allclose(a, b)
+    _, weights = attend(q, q, q, dropout_p=0.5, need_weights=True)
+    assert (weights == 0).any()
 
 
 # --- masks --------------------------------------------------------------------------------
@@ -102,6 +231,8 @@ def test_causal_mask():
     for i in range(4):
         for j in range(4):
             assert mask[i, j].item() == (j <= i)
+    assert causal_mask(3, device="cpu").device.type == "cpu"
+    assert causal_mask(3, torch.device("cpu")).shape == (3, 3)
     with pytest.raises(ValueError, match="T=0"):
         causal_mask(0)
 
@@ -119,12 +250,20 @@ def test_causal_mask_means_no_peeking():
 
 def test_padding_mask():
     mask = padding_mask([2, 0, 3], 3)
-    assert mask.shape == (3, 1, 1, 3)
-    assert mask[:, 0, 0].tolist() == [[True, True, False], [False, False, False], [True, True, True]]
+    assert mask.shape == (3, 3) and mask.dtype == torch.bool     # (B, T), True = a real token
+    assert mask.tolist() == [[True, True, False], [False, False, False], [True, True, True]]
+    assert torch.equal(padding_mask(torch.tensor([1, 2]), 2), torch.tensor([[True, False], [True, True]]))
+    assert padding_mask([2, 1], 3)[:, None, None, :].shape == (2, 1, 1, 3)   # for scores (B, H, T_q, T_k)
     with pytest.raises(ValueError, match=r"lengths=\[4\]"):
         padding_mask([4], 3)
+    with pytest.raises(ValueError, match=r"lengths=\[-1\]"):
+        padding_mask([-1], 3)
     with pytest.raises(ValueError, match="1-D"):
         padding_mask([[1]], 3)
+    with pytest.raises(ValueError, match="1-D sequence of ints"):
+        padding_mask([1.5], 3)
+    with pytest.raises(ValueError, match="1-D sequence of ints"):
+        padding_mask([True], 3)
     with pytest.raises(ValueError, match="T=0"):
         padding_mask([0], 0)
 
@@ -141,8 +280,9 @@ CASES = {  # name: B, T_q, T_k, d_model, H, cross, attention mask, key lengths, 
 }
 
 
+@pytest.mark.parametrize("need_weights", [True, False])
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_multi_head_attention_equals_torch(case):
+def test_multi_head_attention_equals_torch(case, need_weights):
     B, T_q, T_k, d, H, cross, use_mask, lengths, bias = case
     torch.manual_seed(0)
     ref = nn.MultiheadAttention(d, H, bias=bias, batch_first=True)
@@ -156,25 +296,33 @@ def test_multi_head_attention_equals_torch(case):
         keep_qk[:, 0] = True                                 # no fully masked rows in the reference
     mask = keep_qk
     if lengths is not None:
-        mask = padding_mask(lengths, T_k) if mask is None else mask & padding_mask(lengths, T_k)
+        padding = padding_mask(lengths, T_k)[:, None, None, :]
+        mask = padding if mask is None else mask & padding
     attn_mask, key_padding_mask = _to_torch_masks(keep_qk, lengths, T_k)
 
-    out, weights = ours(query, key, value, mask)
+    out, weights = ours(query, key, value, mask, need_weights=need_weights)
     ref_out, ref_weights = ref(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
                                need_weights=True, average_attn_weights=False)
     torch.testing.assert_close(out, ref_out, atol=ATOL, rtol=0)
-    torch.testing.assert_close(weights, ref_weights, atol=ATOL, rtol=0)
-    assert weights.shape == (B, H, T_q, T_k)
+    if need_weights:
+        torch.testing.assert_close(weights, ref_weights, atol=ATOL, rtol=0)
+        assert weights.shape == (B, H, T_q, T_k)
+    else:
+        assert weights is None
 
     inputs = [query] + ([key, value] if cross else [])
     g_ours = torch.autograd.grad((out ** 2).sum(), inputs + list(ours.parameters()))
-    g_ref = torch.autograd.grad((ref_out ** 2).sum(), inputs + [ref.in_proj_weight, ref.out_proj.weight])
-    for a, b in zip(g_ours[:len(inputs)], g_ref[:len(inputs)]):
+    ref_params = [ref.in_proj_weight, ref.out_proj.weight] + ([ref.in_proj_bias, ref.out_proj.bias] if bias else [])
+    g_ref = torch.autograd.grad((ref_out ** 2).sum(), inputs + ref_params)
+    for a, b in zip(g_ours[:len(inputs)], g_ref[:len(inputs)], strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
-    w_grads = [p for name, p in zip([n for n, _ in ours.named_parameters()], g_ours[len(inputs):])
-               if name.endswith("weight")]
-    torch.testing.assert_close(torch.cat(w_grads[:3]), g_ref[len(inputs)], atol=ATOL, rtol=0)
-    torch.testing.assert_close(w_grads[3], g_ref[len(inputs) + 1], atol=ATOL, rtol=0)
+    grads = dict(zip([n for n, _ in ours.named_parameters()], g_ours[len(inputs):], strict=True))
+    ref_grads = dict(zip(["in_proj_weight", "out_proj.weight", "in_proj_bias", "out_proj.bias"],
+                         g_ref[len(inputs):]))
+    for kind in ("weight", "bias") if bias else ("weight",):
+        in_proj = torch.cat([grads[f"w_{p}.{kind}"] for p in "qkv"])
+        torch.testing.assert_close(in_proj, ref_grads[f"in_proj_{kind}"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(grads[f"w_o.{kind}"], ref_grads[f"out_proj.{kind}"], atol=ATOL, rtol=0)
 
 
 def test_equals_torch_fast_path_in_eval_mode():
@@ -184,21 +332,39 @@ def test_equals_torch_fast_path_in_eval_mode():
     x = torch.randn(3, 10, 32)
     lengths = [10, 6, 2]
     with torch.no_grad():
-        ref_out, _ = ref(x, x, x, key_padding_mask=~padding_mask(lengths, 10)[:, 0, 0], need_weights=False)
-        out, _ = ours(x, x, x, padding_mask(lengths, 10))
+        ref_out, _ = ref(x, x, x, key_padding_mask=~padding_mask(lengths, 10), need_weights=False)
+        out, _ = ours(x, x, x, padding_mask(lengths, 10)[:, None, None, :])
     for b, n in enumerate(lengths):    # the fast path may leave padded query rows arbitrary: compare real ones
         torch.testing.assert_close(out[b, :n], ref_out[b, :n], atol=ATOL, rtol=0)
 
 
-def test_loop_and_fused_variants_equal_the_batched_module():
+MHA_MASKS = {
+    "none": lambda B, T: dict(),
+    "causal=True": lambda B, T: dict(causal=True),
+    "padding": lambda B, T: dict(mask=padding_mask([T, 2, 0][:B], T)[:, None, None, :]),
+    "causal & padding": lambda B, T: dict(mask=padding_mask([T, 2, 1][:B], T)[:, None, None, :], causal=True),
+}
+
+
+@pytest.mark.parametrize("make_mask", MHA_MASKS.values(), ids=MHA_MASKS.keys())
+def test_multi_head_attention_need_weights_does_not_change_output_or_gradients(make_mask):
     torch.manual_seed(0)
-    mha = MultiHeadAttention(16, 4)
-    x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
-    mask = padding_mask([7, 4], 7) & (torch.rand(5, 7) > 0.3)
-    mask[..., 0] = True
-    out, _ = mha(x, memory, memory, mask)
-    torch.testing.assert_close(multi_head_loop(mha, x, memory, memory, mask), out, atol=ATOL, rtol=0)
-    torch.testing.assert_close(multi_head_fused(mha, x, memory, memory, mask), out, atol=ATOL, rtol=0)
+    mha = MultiHeadAttention(12, 3)
+    x = torch.randn(3, 5, 12)
+    results = []
+    for need_weights in (False, True):
+        mha.zero_grad(set_to_none=True)
+        inp = x.clone().requires_grad_(True)
+        out, weights = mha(inp, inp, inp, need_weights=need_weights, **make_mask(3, 5))
+        assert (weights is None) != need_weights
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        results.append((out, inp.grad, {n: p.grad for n, p in mha.named_parameters()}))
+    (out_a, x_a, p_a), (out_b, x_b, p_b) = results
+    torch.testing.assert_close(out_a, out_b, atol=ATOL, rtol=0)
+    torch.testing.assert_close(x_a, x_b, atol=ATOL, rtol=0)
+    assert p_a.keys() == p_b.keys()
+    for name in p_a:
+        torch.testing.assert_close(p_a[name], p_b[name], atol=ATOL, rtol=0, msg=f"gradient of {name}")
 
 
 def test_split_and_merge_heads_are_inverse():
@@ -226,8 +392,9 @@ def test_dropout_only_in_training():
     b, _ = mha(x, x, x)
     assert torch.equal(a, b)
     mha.train()
-    c, w = mha(x, x, x)
+    c, w = mha(x, x, x, need_weights=True)
     assert not torch.allclose(a, c) and (w == 0).any()
+    assert not torch.allclose(a, mha(x, x, x)[0])              # the fused path drops too
 
 
 def test_self_attention_module():
@@ -238,8 +405,23 @@ def test_self_attention_module():
     expected, _ = scaled_dot_product_attention(layer.w_q(x), layer.w_k(x), layer.w_v(x), causal_mask(5))
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
     assert out.shape == (2, 5, 4) and torch.equal(weights[0].triu(1), torch.zeros(5, 5))
+    assert layer(x)[1] is not None                              # always explicit: weights come back
     with pytest.raises(ValueError, match="d_k=0"):
         SelfAttention(8, d_k=0)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, 8\)"):
+        layer(torch.randn(2, 5, 6))
+
+
+def test_additive_score():
+    torch.manual_seed(0)
+    score = AdditiveScore(3, 5, 7)
+    q, k = torch.randn(2, 4, 3), torch.randn(2, 6, 5)
+    scores = score(q, k)
+    assert scores.shape == (2, 4, 6)
+    expected = score.w(torch.tanh(score.w_q(q[0, 1]) + score.w_k(k[0, 2]))).squeeze()
+    torch.testing.assert_close(scores[0, 1, 2], expected, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match=r"q must be \(\.\.\., T_q, 3\)"):
+        score(torch.randn(2, 4, 5), k)
 
 
 def test_multi_head_attention_rejects_bad_arguments():
@@ -249,18 +431,86 @@ def test_multi_head_attention_rejects_bad_arguments():
         MultiHeadAttention(8, 0)
     with pytest.raises(ValueError, match="dropout=1.5"):
         MultiHeadAttention(8, 2, dropout=1.5)
+    with pytest.raises(ValueError, match="bias must be True or False"):
+        MultiHeadAttention(8, 2, bias=1)
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 4, 8)
-    with pytest.raises(ValueError, match=r"key must be \(B, T, d_model=8\), got shape \(2, 4, 6\)"):
+    with pytest.raises(ValueError, match=r"key must have shape \(B, T, 8\), got \(2, 4, 6\)"):
         mha(x, torch.randn(2, 4, 6), x)
+    with pytest.raises(ValueError, match="query, key and value must have the same batch size"):
+        mha(x, torch.randn(3, 4, 8), torch.randn(3, 4, 8))
     with pytest.raises(ValueError, match=r"mask of shape \(3, 4\) cannot broadcast to the scores of shape \(2, 2, 4, 4\)"):
         mha(x, x, x, torch.ones(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(2, 4\) cannot broadcast"):   # a (B, T) padding mask needs [:, None, None, :]
+        mha(x, x, x, padding_mask([4, 2], 4))
     with pytest.raises(ValueError, match="batch_first=True"):
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2))
     with pytest.raises(ValueError, match="kdim"):
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, batch_first=True))
     with pytest.raises(ValueError, match="nn.MultiheadAttention"):
         MultiHeadAttention.from_torch(nn.Linear(2, 2))
+
+
+# --- record_attention ---------------------------------------------------------------------------
+
+def test_record_attention_on_a_transformer():
+    torch.manual_seed(0)
+    model = Transformer(16, 2, 2, 3, 32, dropout=0.0).eval()
+    src, tgt = torch.randn(2, 7, 16), torch.randn(2, 5, 16)
+    src_real = padding_mask([7, 4], 7)
+    with torch.no_grad():
+        plain = model(src, tgt, tgt_mask=causal_mask(5), src_key_padding_mask=src_real,
+                      memory_key_padding_mask=src_real)
+        with record_attention(model) as maps:
+            recorded = model(src, tgt, tgt_mask=causal_mask(5), src_key_padding_mask=src_real,
+                             memory_key_padding_mask=src_real)
+    torch.testing.assert_close(recorded, plain, atol=ATOL, rtol=0)     # explicit path inside, same output
+    expected = [f"encoder_layers.{i}.self_attn" for i in range(2)] + \
+               [f"decoder_layers.{i}.{kind}" for i in range(3) for kind in ("self_attn", "cross_attn")]
+    assert list(maps) == expected                                       # one per module, in call order
+    for name, weights in maps.items():
+        T_q, T_k = (7, 7) if name.startswith("encoder") else (5, 5) if name.endswith("self_attn") else (5, 7)
+        assert weights.shape == (2, 2, T_q, T_k) and not weights.requires_grad
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, T_q), atol=ATOL, rtol=0)
+        if T_k == 7:
+            assert (weights[1, ..., 4:] == 0).all()                     # source padding gets nothing
+    assert (maps["decoder_layers.0.self_attn"].triu(1) == 0).all()      # causal
+    assert _no_hooks(model)
+
+
+def test_record_attention_on_a_gpt():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, num_layers=3, num_heads=2, d_model=16)).eval()
+    idx = torch.randint(20, (2, 8))
+    with torch.no_grad(), record_attention(model) as maps:
+        model(idx)
+    assert list(maps) == [f"transformer.h.{i}.attn" for i in range(3)]
+    for weights in maps.values():
+        assert weights.shape == (2, 2, 8, 8)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 8), atol=ATOL, rtol=0)
+        assert (weights.triu(1) == 0).all()
+    assert _no_hooks(model)
+
+
+def test_record_attention_removes_its_hooks_after_an_error_and_needs_attention_layers():
+    model = Transformer(8, 2, 1, 1, 16, dropout=0.0)
+    with pytest.raises(RuntimeError, match="boom"):
+        with record_attention(model):
+            raise RuntimeError("boom")
+    assert _no_hooks(model)
+    with pytest.raises(ValueError, match="Linear has no attention layers to record"):
+        with record_attention(nn.Linear(2, 2)):
+            pass
+
+
+def test_record_attention_on_one_module_keeps_its_last_call():
+    mha = MultiHeadAttention(8, 2)
+    x, y = torch.randn(1, 3, 8), torch.randn(1, 4, 8)
+    with record_attention(mha) as maps:
+        mha(x, x, x)
+        out, weights = mha(y, y, y)
+    assert list(maps) == ["MultiHeadAttention"] and maps["MultiHeadAttention"].shape == (1, 2, 4, 4)
+    assert torch.equal(maps["MultiHeadAttention"], weights)
 
 
 # --- properties (hypothesis) --------------------------------------------------------------
@@ -276,10 +526,12 @@ def test_self_attention_without_positions_is_permutation_equivariant(B, T, H, se
     mha = MultiHeadAttention(4 * H, H)
     x = torch.randn(B, T, 4 * H)
     perm = torch.tensor(data.draw(st.permutations(range(T))), dtype=torch.long)
-    out, weights = mha(x, x, x)
-    out_p, weights_p = mha(x[:, perm], x[:, perm], x[:, perm])
+    out, weights = mha(x, x, x, need_weights=True)
+    out_p, weights_p = mha(x[:, perm], x[:, perm], x[:, perm], need_weights=True)
     torch.testing.assert_close(out_p, out[:, perm], atol=ATOL, rtol=1e-5)
     torch.testing.assert_close(weights_p, weights[:, :, perm][..., perm], atol=ATOL, rtol=1e-5)
+    fast, _ = mha(x[:, perm], x[:, perm], x[:, perm])
+    torch.testing.assert_close(fast, out[:, perm], atol=ATOL, rtol=1e-5)
 
 
 @settings(max_examples=50, deadline=None)
@@ -296,6 +548,8 @@ def test_masked_keys_get_zero_weight_and_rows_sum_to_one(T_q, T_k, d, seed, scal
     sums = weights.sum(-1)
     torch.testing.assert_close(sums[rows], torch.ones_like(sums[rows]), atol=ATOL, rtol=0)
     assert torch.equal(sums[~rows], torch.zeros_like(sums[~rows]))    # nowhere to look: zero
+    fast, _ = attend(q, k, v, mask)                                    # the fused kernel agrees
+    torch.testing.assert_close(fast, out, atol=1e-4 * max(1.0, scale), rtol=1e-4)
 
 
 @settings(max_examples=50, deadline=None)
@@ -304,72 +558,6 @@ def test_multi_head_weights_rows_sum_to_one(B, T, H, seed):
     torch.manual_seed(seed)
     mha = MultiHeadAttention(2 * H, H)
     x = 5 * torch.randn(B, T, 2 * H)
-    _, weights = mha(x, x, x, causal_mask(T))
+    _, weights = mha(x, x, x, causal_mask(T), need_weights=True)
     torch.testing.assert_close(weights.sum(-1), torch.ones(B, H, T), atol=ATOL, rtol=0)
     assert math.isclose(float(weights[..., 0, 0].min().detach()), 1.0, abs_tol=1e-6)   # the first token sees only itself
-
-
-# --- chapter 3's experiment and chapter 4's toy task ---------------------------------------
-
-def test_softmax_statistics_show_saturation_without_scaling():
-    raw_small, raw_big = softmax_statistics(4, scaled=False), softmax_statistics(512, scaled=False)
-    scaled_small, scaled_big = softmax_statistics(4, scaled=True), softmax_statistics(512, scaled=True)
-    assert raw_big["entropy"] < raw_small["entropy"] / 5 and raw_big["grad_norm"] < raw_small["grad_norm"] / 50
-    assert abs(scaled_big["entropy"] - scaled_small["entropy"]) < 0.2
-    assert 0.8 < scaled_big["score_std"] < 1.2 and raw_big["score_std"] > 15
-    with pytest.raises(ValueError, match="d_k=0"):
-        softmax_statistics(0, scaled=True)
-
-
-def test_neighbour_task_targets_and_offsets():
-    config = NeighbourTaskConfig(length=5)
-    x, y = neighbour_difference_batch(3, config, torch.Generator().manual_seed(0))
-    for b in range(3):
-        for t in range(5):
-            assert y[b, t] == (x[b, (t - 1) % 5] - x[b, (t + 1) % 5]) % 10
-    weights = torch.softmax(torch.randn(2, 3, 5, 5), dim=-1)
-    profile = attention_by_offset(weights)
-    torch.testing.assert_close(profile.sum(-1), torch.ones(3), atol=ATOL, rtol=0)
-    left = torch.zeros(1, 1, 5, 5)
-    left[0, 0, torch.arange(5), (torch.arange(5) - 1) % 5] = 1.0   # every query looks one to the left
-    assert attention_by_offset(left)[0, 4] == 1.0                    # offset -1 is stored at T - 1
-    with pytest.raises(ValueError, match="length=2"):
-        NeighbourTaskConfig(length=2)
-    model = NeighbourModel(config)
-    logits, w = model(x)
-    assert logits.shape == (3, 5, 10) and w.shape == (3, 2, 5, 5)
-    with pytest.raises(ValueError, match="head=2"):
-        draw_heads(None, head=2, model=model, tokens=x)
-
-
-def test_draw_heads_labels_positions_and_digits():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    config = NeighbourTaskConfig(length=5)
-    x, _ = neighbour_difference_batch(2, config, torch.Generator().manual_seed(0))
-    fig = plt.figure()
-    axes = draw_heads(fig, head=1, example=1, model=NeighbourModel(config), tokens=x)
-    labels = [t.get_text() for t in axes[0].get_xticklabels()]
-    assert labels == [f"{i}:{int(t)}" for i, t in enumerate(x[1])]
-    plt.close(fig)
-
-
-def test_draw_scaling_panels_and_visible_marker():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from utils.attention import D_K_VALUES, draw_scaling
-    fig = plt.figure()
-    axes = draw_scaling(fig, d_k=1024)
-    assert len(axes) == 3
-    for ax in axes[1:]:                       # the dashed d_k mark is inside the axes
-        low, high = ax.get_xlim()
-        assert low < D_K_VALUES[0] and high > D_K_VALUES[-1]
-    assert len(draw_scaling(plt.figure(), d_k=16, panels=("example",))) == 1
-    assert len(draw_scaling(plt.figure(), d_k=None, panels=("entropy", "gradient"))) == 2
-    with pytest.raises(ValueError, match="panels"):
-        draw_scaling(plt.figure(), panels=("histogram",))
-    with pytest.raises(ValueError, match="needs a d_k"):
-        draw_scaling(plt.figure(), d_k=None)
-    plt.close("all")

@@ -6,20 +6,25 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.rnn import (LSTM, RNN, LSTMCell, RNNCell, count_parameters, lstm_cell, rnn_cell,
-                       set_forget_bias)
+from utils.rnn import LSTM, RNN, LSTMCell, RNNCell, lstm_cell, rnn_cell, set_forget_bias
+from utils.train import count_parameters
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-def _pair(kind, input_size, hidden_size, num_layers=1, batch_first=True, nonlinearity="tanh", seed=0):
-    """A PyTorch module and ours with the same weights (copied with load_state_dict)."""
+def _pair(kind, input_size, hidden_size, num_layers=1, batch_first=True, nonlinearity="tanh", seed=0,
+          from_torch=False):
+    """A PyTorch module and ours with the same weights (load_state_dict, or from_torch)."""
     torch.manual_seed(seed)
     if kind == "rnn":
         reference = nn.RNN(input_size, hidden_size, num_layers, batch_first=batch_first, nonlinearity=nonlinearity)
+        if from_torch:
+            return reference, RNN.from_torch(reference)
         ours = RNN(input_size, hidden_size, num_layers, batch_first=batch_first, nonlinearity=nonlinearity)
     else:
         reference = nn.LSTM(input_size, hidden_size, num_layers, batch_first=batch_first)
+        if from_torch:
+            return reference, LSTM.from_torch(reference)
         ours = LSTM(input_size, hidden_size, num_layers, batch_first=batch_first)
     ours.load_state_dict(reference.state_dict())
     return reference, ours
@@ -39,8 +44,8 @@ def _run_and_backward(module, x, state):
 
 
 def _assert_same(kind, input_size, hidden_size, num_layers, batch, length, batch_first=True,
-                 nonlinearity="tanh", with_state=False, unbatched=False, seed=0):
-    reference, ours = _pair(kind, input_size, hidden_size, num_layers, batch_first, nonlinearity, seed)
+                 nonlinearity="tanh", with_state=False, unbatched=False, seed=0, from_torch=False):
+    reference, ours = _pair(kind, input_size, hidden_size, num_layers, batch_first, nonlinearity, seed, from_torch)
     g = torch.Generator().manual_seed(seed + 1)
     shape = (length, input_size) if unbatched else (
         (batch, length, input_size) if batch_first else (length, batch, input_size))
@@ -54,7 +59,7 @@ def _assert_same(kind, input_size, hidden_size, num_layers, batch, length, batch
     out, finals, grads, xgrad = _run_and_backward(ours, x, state)
     assert out.shape == out_ref.shape
     torch.testing.assert_close(out, out_ref, **TOL)
-    for a, b in zip(finals, finals_ref):
+    for a, b in zip(finals, finals_ref, strict=True):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, **TOL)
     assert grads.keys() == grads_ref.keys()
@@ -118,35 +123,97 @@ def test_state_dicts_have_pytorch_names_and_shapes():
     assert "weight_ih_l1" in dict(LSTM(3, 5, 2).named_parameters())
 
 
-@pytest.mark.parametrize("ours_cls, ref_cls", [(RNNCell, nn.RNNCell), (LSTMCell, nn.LSTMCell)])
-def test_cells_equal_pytorch_cells(ours_cls, ref_cls):
+# --- from_torch --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, num_layers, batch_first, nonlinearity", [
+    ("rnn", 1, True, "tanh"), ("rnn", 3, False, "tanh"), ("rnn", 2, True, "relu"), ("rnn", 2, False, "relu"),
+    ("lstm", 1, True, "tanh"), ("lstm", 2, False, "tanh"), ("lstm", 3, True, "tanh"),
+])
+def test_from_torch_equals_pytorch(kind, num_layers, batch_first, nonlinearity):
+    reference, ours = _pair(kind, 3, 5, num_layers, batch_first, nonlinearity, from_torch=True)
+    assert ours.num_layers == num_layers and ours.batch_first is batch_first
+    assert getattr(ours, "nonlinearity", "tanh") == nonlinearity
+    _assert_same(kind, 3, 5, num_layers, 2, 6, batch_first=batch_first, nonlinearity=nonlinearity,
+                 with_state=True, from_torch=True)
+
+
+def test_from_torch_keeps_dtype_and_copies_the_weights():
+    reference = nn.LSTM(2, 3).double()
+    ours = LSTM.from_torch(reference)
+    assert ours.weight_ih_l0.dtype == torch.float64
+    with torch.no_grad():
+        reference.weight_ih_l0.add_(1.0)                 # a copy, not shared storage
+    assert not torch.equal(ours.weight_ih_l0, reference.weight_ih_l0)
+
+
+@pytest.mark.parametrize("cls, module", [
+    (RNN, nn.RNN(3, 4, bidirectional=True)),
+    (RNN, nn.RNN(3, 4, 2, dropout=0.5)),
+    (RNN, nn.RNN(3, 4, bias=False)),
+    (LSTM, nn.LSTM(3, 4, bidirectional=True)),
+    (LSTM, nn.LSTM(3, 4, proj_size=2)),
+    (LSTM, nn.LSTM(3, 4, 2, dropout=0.5)),
+    (LSTM, nn.LSTM(3, 4, bias=False)),
+])
+def test_from_torch_rejects_what_it_cannot_copy(cls, module):
+    with pytest.raises(ValueError, match="bias=True, bidirectional=False, dropout=0 and proj_size=0"):
+        cls.from_torch(module)
+
+
+@pytest.mark.parametrize("cls, module, match", [
+    (RNN, nn.LSTM(3, 4), "needs an nn.RNN, got LSTM"),
+    (LSTM, nn.RNN(3, 4), "needs an nn.LSTM, got RNN"),
+    (LSTM, nn.GRU(3, 4), "needs an nn.LSTM, got GRU"),
+    (RNN, RNN(3, 4), "needs an nn.RNN, got RNN"),          # ours is not PyTorch's
+])
+def test_from_torch_rejects_other_modules(cls, module, match):
+    with pytest.raises(ValueError, match=match):
+        cls.from_torch(module)
+
+
+# --- Cells --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ours_cls, ref_cls, kwargs", [(RNNCell, nn.RNNCell, {}),
+                                                       (RNNCell, nn.RNNCell, {"nonlinearity": "relu"}),
+                                                       (LSTMCell, nn.LSTMCell, {})])
+def test_cells_equal_pytorch_cells(ours_cls, ref_cls, kwargs):
     torch.manual_seed(0)
-    reference, ours = ref_cls(4, 6), ours_cls(4, 6)
+    reference, ours = ref_cls(4, 6, **kwargs), ours_cls(4, 6, **kwargs)
     ours.load_state_dict(reference.state_dict())
     x, h, c = torch.randn(3, 4), torch.randn(3, 6), torch.randn(3, 6)
     state = h if ours_cls is RNNCell else (h, c)
     a, b = reference(x, state), ours(x, state)
-    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
         torch.testing.assert_close(v, u, **TOL)
-    for u, v in zip(*(m(x) if ours_cls is RNNCell else m(x)[0] for m in (reference, ours))):
+    for u, v in zip(*(m(x) if ours_cls is RNNCell else m(x)[0] for m in (reference, ours)), strict=True):
         torch.testing.assert_close(v, u, **TOL)   # zero initial state by default
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_cell_function_equals_nn_rnn_cell(nonlinearity):
+    torch.manual_seed(0)
+    reference = nn.RNNCell(2, 3, nonlinearity=nonlinearity)
+    x, h = torch.randn(4, 2), torch.randn(4, 3)
+    got = rnn_cell(x, h, reference.weight_ih, reference.weight_hh, reference.bias_ih, reference.bias_hh,
+                   nonlinearity)
+    torch.testing.assert_close(got, reference(x, h), **TOL)
+    if nonlinearity == "relu":
+        assert (got == 0).any() and (got >= 0).all()     # the relu really clipped something
+
+
+def test_lstm_cell_function_equals_nn_lstm_cell():
+    torch.manual_seed(0)
+    reference = nn.LSTMCell(2, 3)
+    x, h, c = torch.randn(4, 2), torch.randn(4, 3), torch.randn(4, 3)
+    h1, c1 = lstm_cell(x, h, c, reference.weight_ih, reference.weight_hh, reference.bias_ih, reference.bias_hh)
+    ref_h, ref_c = reference(x, (h, c))
+    torch.testing.assert_close(h1, ref_h, **TOL)
+    torch.testing.assert_close(c1, ref_c, **TOL)
 
 
 def test_no_pytorch_recurrent_modules_inside():
     for module in (RNN(3, 4, 2), LSTM(3, 4, 2), RNNCell(3, 4), LSTMCell(3, 4)):
         assert not any(isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for m in module.modules())
-
-
-def test_cell_functions_are_the_modules_equations():
-    torch.manual_seed(0)
-    cell = LSTMCell(2, 3)
-    x, h, c = torch.randn(4, 2), torch.randn(4, 3), torch.randn(4, 3)
-    h1, c1 = lstm_cell(x, h, c, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    i, f, g, o = (x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh).chunk(4, 1)
-    torch.testing.assert_close(c1, torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g))
-    torch.testing.assert_close(h1, torch.sigmoid(o) * torch.tanh(c1))
-    r = RNNCell(2, 3, nonlinearity="relu")
-    assert (rnn_cell(x, h, r.weight_ih, r.weight_hh, r.bias_ih, r.bias_hh, "relu") >= 0).all()
 
 
 # --- Parameter counts and the forget bias -----------------------------------------------------
@@ -158,14 +225,12 @@ def test_lstm_has_exactly_four_times_the_rnn_parameters(input_size, hidden_size,
         assert count_parameters(lstm, kind) == 4 * count_parameters(rnn, kind)
     reference = nn.LSTM(input_size, hidden_size, num_layers)
     assert count_parameters(lstm) == sum(p.numel() for p in reference.parameters())
-    with pytest.raises(ValueError, match="kind must be"):
-        count_parameters(rnn, "gates")
 
 
 def test_set_forget_bias_moves_only_the_forget_slice():
-    for module in (LSTM(3, 4, 2), nn.LSTM(3, 4, 2), LSTMCell(3, 4)):
+    for module in (LSTM(3, 4, 2), nn.LSTM(3, 4, 2), LSTMCell(3, 4), nn.LSTMCell(3, 4)):
         before = {n: p.detach().clone() for n, p in module.named_parameters()}
-        set_forget_bias(module, 2.5)
+        assert set_forget_bias(module, 2.5) is module
         for name, p in module.named_parameters():
             if name.startswith("bias"):
                 expected = 2.5 if name.startswith("bias_ih") else 0.0
@@ -173,9 +238,11 @@ def test_set_forget_bias_moves_only_the_forget_slice():
                 assert torch.equal(torch.cat([p[:4], p[8:]]), torch.cat([before[name][:4], before[name][8:]]))
             else:
                 assert torch.equal(p, before[name])
-    for not_an_lstm in (nn.Linear(2, 2), nn.RNN(3, 4), nn.GRU(3, 4)):  # an RNN's biases have no f slice
+    for not_an_lstm in (nn.Linear(2, 2), nn.RNN(3, 4), nn.GRU(3, 4), RNN(3, 4)):  # no f slice
         with pytest.raises(ValueError, match="needs an LSTM or LSTMCell"):
             set_forget_bias(not_an_lstm, 1.0)
+    with pytest.raises(ValueError, match="bias=True"):
+        set_forget_bias(nn.LSTM(3, 4, bias=False), 1.0)
 
 
 # --- Bad input --------------------------------------------------------------------------------
@@ -186,27 +253,41 @@ def test_set_forget_bias_moves_only_the_forget_slice():
     (dict(input_size=3, hidden_size=-2), "hidden_size must be a positive int, got hidden_size=-2"),
     (dict(input_size=3, hidden_size=4, num_layers=0), "num_layers must be a positive int"),
     (dict(input_size=3.0, hidden_size=4), "input_size must be a positive int"),
+    (dict(input_size=3, hidden_size=4, batch_first="yes"), "batch_first must be True or False, got batch_first='yes'"),
+    (dict(input_size=3, hidden_size=4, batch_first=1), "batch_first must be True or False"),
 ])
-def test_non_positive_sizes_are_rejected(cls, kwargs, match):
+def test_bad_sizes_and_flags_are_rejected(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
 
 
+def test_arguments_after_num_layers_are_keyword_only():
+    with pytest.raises(TypeError):
+        RNN(3, 4, 1, "relu")
+    with pytest.raises(TypeError):
+        RNN(3, 4, 1, "tanh", False)
+    with pytest.raises(TypeError):
+        LSTM(3, 4, 1, False)
+    assert RNN(3, 4, 2, nonlinearity="relu", batch_first=False).batch_first is False
+
+
 def test_bad_nonlinearity_is_rejected():
-    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu', got nonlinearity='sigmoid'"):
+    with pytest.raises(ValueError, match="nonlinearity must be one of 'tanh', 'relu'; got nonlinearity='sigmoid'"):
         RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="nonlinearity"):
         RNNCell(3, 4, nonlinearity="gelu")
 
 
 @pytest.mark.parametrize("cls", [RNN, LSTM])
-def test_wrong_feature_size_is_rejected(cls):
-    with pytest.raises(ValueError, match="x has 5 features, but input_size=3"):
+def test_wrong_input_is_rejected(cls):
+    with pytest.raises(ValueError, match=r"I = input_size=3, got shape \(2, 6, 5\)"):
         cls(3, 4)(torch.randn(2, 6, 5))
-    with pytest.raises(ValueError, match="x must be a 2-D"):
+    with pytest.raises(ValueError, match=r"x must be \(T, I\) or \(B, T, I\)"):
         cls(3, 4)(torch.randn(3))
     with pytest.raises(ValueError, match="at least one time step"):
         cls(3, 4)(torch.randn(2, 0, 3))
+    with pytest.raises(ValueError, match="x must be a floating-point tensor"):
+        cls(3, 4)(torch.zeros(2, 6, 3, dtype=torch.long))
 
 
 def test_wrong_state_shapes_are_rejected():
@@ -217,104 +298,9 @@ def test_wrong_state_shapes_are_rejected():
         LSTM(3, 4)(x, (torch.zeros(1, 2, 4), torch.zeros(1, 3, 4)))
     with pytest.raises(ValueError, match="pair"):
         LSTM(3, 4)(x, torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match=r"h0 must have the input's dtype and device"):
+        RNN(3, 4)(x, torch.zeros(1, 2, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"h must have shape \(2, 4\)"):
         RNNCell(3, 4)(torch.randn(2, 3), torch.zeros(2, 5))
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, input_size=3\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 3\), got \(2, 2\)"):
         LSTMCell(3, 4)(torch.randn(2, 2))
-
-
-# --- Gradient flow, the recall task and the character model ----------------------------------
-
-def test_state_jacobian_norms_match_the_explicit_jacobian():
-    from utils.rnn import scaled_rnn_cell, state_jacobian_norms
-    cell = scaled_rnn_cell(5, 1.3, seed=2)
-    x = torch.randn(1, 6, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    norms = state_jacobian_norms(cell, x)
-
-    def h_T_from(h_t, t):                      # run the cell from step t+1 on, starting at h_t
-        h = h_t
-        for k in range(t + 1, 6):
-            h = cell(x[:, k], h)
-        return h[0]
-
-    h = torch.zeros(1, 5, dtype=torch.float64)
-    for t in range(6):
-        h = cell(x[:, t], h)
-        jacobian = torch.autograd.functional.jacobian(lambda s: h_T_from(s, t), h.detach())[:, 0]  # (H, H)
-        torch.testing.assert_close(norms[t], torch.linalg.matrix_norm(jacobian, ord=2))
-
-
-def test_linear_rnn_gradient_is_scale_to_the_distance():
-    import utils.rnn as rnn_module
-    cell = rnn_module.scaled_rnn_cell(8, 0.8)
-    rnn_module.NONLINEARITIES["identity"] = lambda z: z
-    try:
-        cell.nonlinearity = "identity"
-        norms = rnn_module.state_jacobian_norms(cell, torch.randn(2, 10, 1, dtype=torch.float64)).flip(0)
-    finally:
-        del rnn_module.NONLINEARITIES["identity"]
-    torch.testing.assert_close(norms, 0.8 ** torch.arange(10, dtype=torch.float64))
-
-
-def test_gradient_vanishes_for_small_scale_and_forget_bias_helps():
-    from utils.rnn import lstm_gradient_flow, rnn_gradient_flow
-    _, small = rnn_gradient_flow(0.5, length=30)
-    assert small[29] < 1e-6
-    _, rnn_norms, lstm0 = lstm_gradient_flow(0.0, length=30)
-    _, _, lstm2 = lstm_gradient_flow(2.0, length=30)
-    assert rnn_norms[29] < lstm0[29] < lstm2[29]
-    with pytest.raises(ValueError, match="state must be"):
-        from utils.rnn import state_jacobian_norms
-        state_jacobian_norms(RNNCell(1, 2), torch.randn(1, 3, 1), state="c")
-
-
-def test_signal_recall_places_the_signal_lag_steps_before_the_end():
-    from utils.sequence_tasks import RecallConfig, signal_recall
-    config = RecallConfig(max_lag=9, n_signals=3, n_distractors=2)
-    x, y = signal_recall(config, 50, torch.Generator().manual_seed(0), lag=4)
-    tokens = x.argmax(-1)                                             # (B, T)
-    assert x.shape == (50, 10, 5)
-    assert torch.equal(tokens[:, 10 - 1 - 4], y)
-    others = torch.cat([tokens[:, :5], tokens[:, 6:]], dim=1)
-    assert (others >= config.n_signals).all()                        # everything else is a distractor
-    with pytest.raises(ValueError, match="lag must be in"):
-        signal_recall(config, 2, torch.Generator(), lag=10)
-    with pytest.raises(ValueError, match="max_lag must be >= 1"):
-        RecallConfig(max_lag=0)
-
-
-def test_char_tokenizer_round_trip_and_model_shapes():
-    from utils.char_lm import CharLM, CharLMConfig, CharTokenizer, generate, random_chunks
-    tokenizer = CharTokenizer("in the beginning\n")
-    ids = tokenizer.encode("the beginning")
-    assert tokenizer.decode(ids) == "the beginning"
-    with pytest.raises(ValueError, match="not in the vocabulary"):
-        tokenizer.encode("Z")
-    x, y = next(random_chunks(tokenizer.encode("in the beginning\n" * 3), batch_size=2, block_size=5))
-    assert x.shape == y.shape == (2, 5) and torch.equal(x[:, 1:], y[:, :-1])
-    for cell in ("rnn", "lstm"):
-        model = CharLM(CharLMConfig(tokenizer.vocab_size, embed_size=4, hidden_size=6, cell=cell))
-        assert model(x)[0].shape == (2, 5, tokenizer.vocab_size)
-        assert generate(model, tokenizer, "in", length=7).startswith("in") and len(generate(model, tokenizer, "in", 7)) == 9
-
-
-@pytest.mark.parametrize("scale, nonlinearity", [(0.5, "tanh"), (0.5, "relu"), (2.0, "tanh"), (2.0, "relu")])
-def test_draw_rnn_gradients_keeps_both_curves_inside_the_axes(scale, nonlinearity):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from utils.rnn import draw_rnn_gradients
-    fig = plt.figure()
-    axes = draw_rnn_gradients(fig, scale=scale, nonlinearity=nonlinearity, length=60)
-    low, high = axes[0].get_ylim()
-    for line in axes[0].get_lines():                   # the measured norms and scale^k
-        y = line.get_ydata()
-        assert low <= y.min() and y.max() <= high
-    plt.close(fig)
-
-
-def test_count_parameters_by_kind_inside_a_wrapping_module():
-    wrapped = nn.Sequential(LSTM(3, 4))                  # names like "0.weight_ih_l0"
-    assert count_parameters(wrapped, "weight") == 4 * 4 * (3 + 4)
-    assert count_parameters(wrapped, "bias") == 2 * 4 * 4

@@ -1,17 +1,19 @@
 """utils.transformer (chapter 5): equals nn.Transformer with copied weights; causality; padding."""
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
-from utils.attention import causal_mask
-from utils.transformer import (DecoderLayer, EncoderLayer, Seq2Seq, Seq2SeqConfig, Transformer,
-                               sinusoidal_positional_encoding)
+from utils.attention import MultiHeadAttention, causal_mask
+from utils.transformer import (DecoderLayer, EncoderLayer, FeedForward, Seq2Seq, Seq2SeqConfig, SublayerConnection,
+                               Transformer, combine_masks, sinusoidal_positional_encoding)
 
 ATOL = 1e-5
+TOL = dict(rtol=1e-5, atol=1e-5)
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor")
 
 
@@ -25,11 +27,42 @@ def _padding(lengths, T):
     return torch.arange(T) < torch.tensor(lengths)[:, None]          # (B, T), True = real token
 
 
+# Where each of our parameters lives in nn.Transformer; W_q, W_k, W_v are the three thirds of in_proj.
+_RENAMES = [
+    (r"^encoder_layers\.", "encoder.layers."), (r"^decoder_layers\.", "decoder.layers."),
+    (r"^encoder_norm\.", "encoder.norm."), (r"^decoder_norm\.", "decoder.norm."),
+    (r"\.cross_attn\.", ".multihead_attn."), (r"\.w_o\.", ".out_proj."), (r"\.feed_forward\.", "."),
+    (r"\.self_attn_sublayer\.norm\.", ".norm1."),
+    (r"(encoder\.layers\.\d+)\.feed_forward_sublayer\.norm\.", r"\1.norm2."),
+    (r"\.cross_attn_sublayer\.norm\.", ".norm2."),
+    (r"(decoder\.layers\.\d+)\.feed_forward_sublayer\.norm\.", r"\1.norm3."),
+]
+
+
+def _reference_gradients(ours: nn.Module, reference: nn.Module) -> dict:
+    """The gradient of every one of our parameters, read from the reference's (by name)."""
+    theirs = dict(reference.named_parameters())
+    grads = {}
+    for name, _ in ours.named_parameters():
+        ref_name = name
+        for pattern, replacement in _RENAMES:
+            ref_name = re.sub(pattern, replacement, ref_name)
+        projection = re.search(r"\.w_([qkv])\.(weight|bias)$", ref_name)
+        if projection:
+            which, kind = projection.groups()
+            in_proj = theirs[ref_name[: projection.start()] + f".in_proj_{kind}"].grad
+            grads[name] = in_proj.chunk(3)["qkv".index(which)]
+        else:
+            grads[name] = theirs[ref_name].grad
+    return grads
+
+
 # --- positional encoding ---
 
 def test_positional_encoding_matches_the_formula():
     T, d = 11, 8
     pe = sinusoidal_positional_encoding(T, d)
+    assert pe.shape == (T, d)
     for t in (0, 3, 10):
         for i in range(d // 2):
             angle = t / 10000 ** (2 * i / d)
@@ -37,7 +70,8 @@ def test_positional_encoding_matches_the_formula():
             assert pe[t, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
 
 
-@pytest.mark.parametrize("T, d_model, match", [(0, 8, "T must be"), (4, 7, "d_model must be"), (4, 0, "d_model")])
+@pytest.mark.parametrize("T, d_model, match", [(0, 8, "T must be"), (4, 7, "d_model must be"), (4, 0, "d_model"),
+                                               (4.0, 8, "T must be")])
 def test_positional_encoding_rejects_bad_sizes(T, d_model, match):
     with pytest.raises(ValueError, match=match):
         sinusoidal_positional_encoding(T, d_model)
@@ -67,18 +101,34 @@ def test_equals_nn_transformer_with_all_masks(norm_first, n_enc, n_dec):
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_equals_nn_transformer_without_masks_and_gradients_agree(norm_first):
-    reference = _torch_transformer(norm_first=norm_first)
+def test_equals_nn_transformer_and_every_gradient_agrees(norm_first, masked):
+    reference = _torch_transformer(n_enc=2, n_dec=2, norm_first=norm_first)
     ours = Transformer.from_torch(reference)
     torch.manual_seed(2)
     src, tgt = torch.randn(2, 6, 32), torch.randn(2, 4, 32)
-    expected, got = reference(src, tgt), ours(src, tgt)
+    masks, theirs = {}, {}
+    if masked:
+        src_real = _padding([6, 3], 6)
+        masks = dict(tgt_mask=causal_mask(4), src_key_padding_mask=src_real, memory_key_padding_mask=src_real)
+        theirs = {name: ~mask for name, mask in masks.items()}
+    src_ref, tgt_ref = src.clone().requires_grad_(True), tgt.clone().requires_grad_(True)
+    src_ours, tgt_ours = src.clone().requires_grad_(True), tgt.clone().requires_grad_(True)
+    expected, got = reference(src_ref, tgt_ref, **theirs), ours(src_ours, tgt_ours, **masks)
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
-    expected.pow(2).sum().backward()
-    got.pow(2).sum().backward()
-    torch.testing.assert_close(ours.encoder_layers[0].feed_forward.linear1.weight.grad,
-                               reference.encoder.layers[0].linear1.weight.grad, atol=1e-4, rtol=1e-4)
+    upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(3))
+    (expected * upstream).sum().backward()
+    (got * upstream).sum().backward()
+    torch.testing.assert_close(src_ours.grad, src_ref.grad, **TOL, msg="gradient of src")
+    torch.testing.assert_close(tgt_ours.grad, tgt_ref.grad, **TOL, msg="gradient of tgt")
+    reference_grads = _reference_gradients(ours, reference)
+    parameters = dict(ours.named_parameters())
+    assert len(parameters) == len(reference_grads) and len(parameters) > 50
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    for name, p in parameters.items():
+        assert p.grad is not None, name
+        torch.testing.assert_close(p.grad, reference_grads[name], **TOL, msg=f"gradient of {name}")
 
 
 def test_final_layer_norms_are_copied():
@@ -101,6 +151,89 @@ def test_layers_alone_equal_torch_layers():
                                atol=ATOL, rtol=0)
 
 
+def _copy_layer(ours, theirs):
+    """Copy an nn.TransformerEncoderLayer or nn.TransformerDecoderLayer into ours."""
+    ours.self_attn = MultiHeadAttention.from_torch(theirs.self_attn)
+    pairs = [(ours.feed_forward.linear1, theirs.linear1), (ours.feed_forward.linear2, theirs.linear2),
+             (ours.self_attn_sublayer.norm, theirs.norm1)]
+    if isinstance(ours, DecoderLayer):
+        ours.cross_attn = MultiHeadAttention.from_torch(theirs.multihead_attn)
+        pairs += [(ours.cross_attn_sublayer.norm, theirs.norm2), (ours.feed_forward_sublayer.norm, theirs.norm3)]
+    else:
+        pairs += [(ours.feed_forward_sublayer.norm, theirs.norm2)]
+    for mine, reference in pairs:
+        mine.load_state_dict(reference.state_dict())
+    return ours
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_layers_with_each_activation_and_norm_placement_equal_torch_layers(activation, norm_first):
+    torch.manual_seed(0)
+    kwargs = dict(dropout=0.0, activation=activation, norm_first=norm_first, layer_norm_eps=1e-6)
+    enc_ref = nn.TransformerEncoderLayer(16, 2, 24, batch_first=True, **kwargs)
+    dec_ref = nn.TransformerDecoderLayer(16, 2, 24, batch_first=True, **kwargs)
+    enc = _copy_layer(EncoderLayer(16, 2, 24, **kwargs), enc_ref)
+    dec = _copy_layer(DecoderLayer(16, 2, 24, **kwargs), dec_ref)
+    assert enc.self_attn_sublayer.norm.eps == 1e-6 and isinstance(enc.feed_forward.activation,
+                                                                  nn.GELU if activation == "gelu" else nn.ReLU)
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 3, 16)
+    torch.testing.assert_close(enc(x, causal_mask(5)), enc_ref(x, src_mask=~causal_mask(5)), atol=ATOL, rtol=0)
+    torch.testing.assert_close(dec(x, memory, causal_mask(5)), dec_ref(x, memory, tgt_mask=~causal_mask(5)),
+                               atol=ATOL, rtol=0)
+
+
+def test_layers_have_named_sublayers_and_keep_no_attention_state():
+    enc, dec = EncoderLayer(8, 2, 16, 0.0), DecoderLayer(8, 2, 16, 0.0)
+    assert {n for n, _ in enc.named_children()} == {"self_attn", "feed_forward", "self_attn_sublayer",
+                                                    "feed_forward_sublayer"}
+    assert {n for n, _ in dec.named_children()} == {"self_attn", "cross_attn", "feed_forward", "self_attn_sublayer",
+                                                    "cross_attn_sublayer", "feed_forward_sublayer"}
+    assert not isinstance(dec, EncoderLayer)
+    x = torch.randn(1, 3, 8)
+    enc(x)
+    dec(x, x)
+    for layer in (enc, dec):
+        assert not hasattr(layer, "attention") and not hasattr(layer, "cross_attention")
+
+
+def test_layer_options_after_dropout_are_keyword_only():
+    with pytest.raises(TypeError):
+        EncoderLayer(8, 2, 16, 0.0, True)
+    with pytest.raises(TypeError):
+        DecoderLayer(8, 2, 16, 0.0, True)
+    with pytest.raises(TypeError):
+        Transformer(8, 2, 1, 1, 16, 0.0, True)
+    with pytest.raises(ValueError, match="norm_first must be True or False"):
+        EncoderLayer(8, 2, 16, 0.0, norm_first="yes")
+    with pytest.raises(ValueError, match="activation must be one of 'relu', 'gelu'"):
+        DecoderLayer(8, 2, 16, 0.0, activation="tanh")
+
+
+def test_sublayer_connection_places_the_norm():
+    torch.manual_seed(0)
+    x = 3 + 2 * torch.randn(2, 4, 8)
+    for norm_first in (False, True):
+        sub = SublayerConnection(8, dropout=0.0, norm_first=norm_first)
+        with torch.no_grad():
+            sub.norm.weight.uniform_(0.5, 1.5)
+        zero = sub(x, lambda h: torch.zeros_like(h))          # a sub-layer that adds nothing
+        torch.testing.assert_close(zero, x if norm_first else sub.norm(x), atol=ATOL, rtol=0)
+        seen = []
+        sub(x, lambda h: seen.append(h) or h)
+        torch.testing.assert_close(seen[0], sub.norm(x) if norm_first else x, atol=0, rtol=0)
+
+
+def test_feed_forward():
+    torch.manual_seed(0)
+    ff = FeedForward(8, 16, 0.0, "gelu")
+    x = torch.randn(2, 3, 8)
+    torch.testing.assert_close(ff(x), ff.linear2(nn.functional.gelu(ff.linear1(x))), atol=0, rtol=0)
+    assert ff.linear1.out_features == 16
+    with pytest.raises(ValueError, match="activation must be one of"):
+        FeedForward(8, 16, 0.0, "swish")
+
+
 def test_from_torch_rejects_other_modules_and_batch_first_false():
     with pytest.raises(ValueError, match="nn.Transformer"):
         Transformer.from_torch(nn.Linear(2, 2))
@@ -108,16 +241,20 @@ def test_from_torch_rejects_other_modules_and_batch_first_false():
         Transformer.from_torch(nn.Transformer(16, 2, 1, 1, 32, dropout=0.0, batch_first=False))
     with pytest.raises(ValueError, match="relu"):
         Transformer.from_torch(nn.Transformer(16, 2, 1, 1, 32, dropout=0.0, batch_first=True, activation="gelu"))
+    with pytest.raises(ValueError, match="bias=True"):
+        Transformer.from_torch(nn.Transformer(16, 2, 1, 1, 32, dropout=0.0, batch_first=True, bias=False))
 
 
 # --- bad input ---
 
 def test_rejects_mismatched_d_model():
     model = Transformer(16, 2, 1, 1, 32, dropout=0.0)
-    with pytest.raises(ValueError, match=r"src must be \(B, T, d_model=16\)"):
+    with pytest.raises(ValueError, match=r"src must have shape \(B, T, 16\), got \(2, 5, 8\)"):
         model(torch.randn(2, 5, 8), torch.randn(2, 3, 16))
-    with pytest.raises(ValueError, match=r"tgt must be \(B, T, d_model=16\)"):
+    with pytest.raises(ValueError, match=r"tgt must have shape \(B, T, 16\), got \(2, 3, 12\)"):
         model(torch.randn(2, 5, 16), torch.randn(2, 3, 12))
+    with pytest.raises(ValueError, match="memory and tgt must have the same batch size"):
+        model.decode(torch.randn(2, 3, 16), torch.randn(3, 5, 16))
 
 
 def test_rejects_empty_sequences():
@@ -129,16 +266,27 @@ def test_rejects_empty_sequences():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"tgt_mask": causal_mask(4)}, r"tgt_mask must be a boolean \(T_q, T_k\) = \(3, 3\)"),
-    ({"src_mask": torch.ones(5, 5)}, "src_mask must be a boolean"),
-    ({"memory_mask": torch.ones(5, 3, dtype=torch.bool)}, r"memory_mask must be a boolean \(T_q, T_k\) = \(3, 5\)"),
-    ({"src_key_padding_mask": torch.ones(2, 3, dtype=torch.bool)}, r"src_key_padding_mask must be a boolean \(B, T_k\) = \(2, 5\)"),
-    ({"tgt_key_padding_mask": torch.ones(3, 3, dtype=torch.bool)}, "tgt_key_padding_mask must be"),
+    ({"tgt_mask": causal_mask(4)}, r"tgt_mask must have shape \(3, 3\), got \(4, 4\)"),
+    ({"src_mask": torch.ones(5, 5)}, "src_mask must be a boolean tensor .*True = may attend"),
+    ({"memory_mask": torch.ones(5, 3, dtype=torch.bool)}, r"memory_mask must have shape \(3, 5\), got \(5, 3\)"),
+    ({"src_key_padding_mask": torch.ones(2, 3, dtype=torch.bool)},
+     r"src_key_padding_mask must have shape \(2, 5\), got \(2, 3\)"),
+    ({"tgt_key_padding_mask": torch.ones(3, 3, dtype=torch.bool)}, "tgt_key_padding_mask must have shape"),
+    ({"memory_key_padding_mask": torch.ones(2, 5)}, "memory_key_padding_mask must be a boolean"),
 ])
-def test_rejects_masks_of_the_wrong_shape(kwargs, match):
+def test_rejects_masks_of_the_wrong_shape_or_dtype(kwargs, match):
     model = Transformer(16, 2, 1, 1, 32, dropout=0.0)
     with pytest.raises(ValueError, match=match):
         model(torch.randn(2, 5, 16), torch.randn(2, 3, 16), **kwargs)
+
+
+def test_combine_masks():
+    attn, padding = causal_mask(3), _padding([3, 1], 3)
+    assert combine_masks(None, None, 2, 3, 3) is None
+    assert combine_masks(attn, None, 2, 3, 3) is attn
+    assert combine_masks(None, padding, 2, 3, 3).shape == (2, 1, 1, 3)
+    both = combine_masks(attn, padding, 2, 3, 3)
+    assert torch.equal(both, attn & padding[:, None, None, :])
 
 
 def test_rejects_bad_sizes():
@@ -155,7 +303,7 @@ def test_rejects_bad_sizes():
 def _seq2seq(seed=0):
     torch.manual_seed(seed)
     return Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=9, d_model=16, num_heads=2,
-                                 dim_feedforward=32, max_len=16)).eval()
+                                 dim_feedforward=32, block_size=16)).eval()
 
 
 @settings(max_examples=30, deadline=None)
@@ -190,7 +338,7 @@ def test_padding_changes_nothing_for_real_tokens(src_len, tgt_len, extra, seed):
     torch.testing.assert_close(padded[:, :tgt_len], alone, atol=ATOL, rtol=0)
 
 
-def test_padding_in_a_batch_changes_nothing_and_removing_the_mask_would():
+def test_padding_in_a_batch_changes_nothing_and_removing_the_mask_would(monkeypatch):
     model = _seq2seq()
     src = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
     tgt = torch.tensor([[1, 4, 5], [1, 6, 0]])
@@ -198,7 +346,7 @@ def test_padding_in_a_batch_changes_nothing_and_removing_the_mask_would():
         batched = model(src, tgt)
         second = model(src[1:, :2], tgt[1:, :2])
         torch.testing.assert_close(batched[1:, :2], second, atol=ATOL, rtol=0)
-        model.config.pad_id = 11                            # now token 0 counts as a real token
+        monkeypatch.setattr(model.config, "pad_id", 11)        # now token 0 counts as a real token
         assert not torch.allclose(model(src, tgt)[1:, :2], second, atol=ATOL)
 
 
@@ -221,25 +369,43 @@ def test_target_padding_mask_is_redundant_before_right_padding_under_a_causal_ma
 def test_greedy_decode_matches_step_by_step_argmax_and_stops_at_eos():
     model = _seq2seq()
     src = torch.randint(3, 12, (3, 5), generator=torch.Generator().manual_seed(0))
-    out = model.greedy_decode(src, max_len=6, eos_id=4)
+    out = model.greedy_decode(src, max_new_tokens=6, eos_id=4)
     assert out.shape[0] == 3 and 1 <= out.shape[1] <= 6
     tokens = torch.full((3, 1), model.config.bos_id)
     with torch.no_grad():
         for step in range(out.shape[1]):                    # the first token of each row, unmasked
             tokens = torch.cat([tokens, model(src, tokens)[:, -1].argmax(-1, keepdim=True)], dim=1)
-    for row, ref in zip(out.tolist(), tokens[:, 1:].tolist()):
+    for row, ref in zip(out.tolist(), tokens[:, 1:].tolist(), strict=True):
         end = row.index(4) + 1 if 4 in row else len(row)
         assert row[:end] == ref[:end]
         assert all(t == model.config.pad_id for t in row[end:])
 
 
+def test_greedy_decode_defaults_to_the_config():
+    model = _seq2seq()
+    with torch.no_grad():
+        model.head.bias[model.config.eos_id] = 1e4             # the end comes at once
+    assert model.greedy_decode(torch.tensor([[3, 4]])).tolist() == [[model.config.eos_id]]
+    with torch.no_grad():
+        model.head.bias[model.config.eos_id] = -1e4            # it never comes: block_size - 1 tokens
+    assert model.greedy_decode(torch.tensor([[3, 4]])).shape == (1, 15)
+
+
 def test_seq2seq_rejects_bad_input():
     model = _seq2seq()
-    with pytest.raises(ValueError, match="src must be a non-empty"):
+    with pytest.raises(ValueError, match="src must have 1 to block_size=16 tokens, got 0"):
         model(torch.zeros(2, 0, dtype=torch.long), torch.ones(2, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="max_len=16"):
+    with pytest.raises(ValueError, match="src must have 1 to block_size=16 tokens, got 17"):
         model(torch.ones(1, 17, dtype=torch.long), torch.ones(1, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="max_len must be between 1 and 15, got max_len=40"):
-        model.greedy_decode(torch.ones(1, 3, dtype=torch.long), max_len=40)
-    with pytest.raises(ValueError, match="tgt_vocab_size"):
+    with pytest.raises(ValueError, match=r"tgt must be token ids in \[0, vocab_size=9\)"):
+        model(torch.ones(1, 3, dtype=torch.long), torch.full((1, 2), 9))
+    with pytest.raises(ValueError, match="max_new_tokens must be between 1 and block_size - 1 = 15, got max_new_tokens=40"):
+        model.greedy_decode(torch.ones(1, 3, dtype=torch.long), max_new_tokens=40)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.greedy_decode(torch.ones(1, 3, dtype=torch.long), max_new_tokens=0)
+    with pytest.raises(ValueError, match="tgt_vocab_size must be an int >= 3, got tgt_vocab_size=2"):
         Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=2)
+    with pytest.raises(ValueError, match="eos_id must be a target id below tgt_vocab_size=3"):
+        Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=3, eos_id=3)
+    with pytest.raises(ValueError, match="block_size"):
+        Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=3, block_size=0)

@@ -1,5 +1,6 @@
-"""Show the source of the code a chapter teaches, straight from `utils` (one source of
-truth).
+"""Show the source of the code a chapter teaches, straight from `utils`.
+
+One source of truth: the book shows the code that the tests check.
 """
 
 import inspect
@@ -11,8 +12,9 @@ def show_source(obj) -> Markdown:
     """Return the syntax-highlighted source of a function, class or module for display.
 
     Rendered as a fenced Python block, so it is highlighted in Jupyter and in the built
-    book.
+    book. A decorated function (say, with ``functools.lru_cache``) shows its own code.
     """
+    obj = inspect.unwrap(obj)
     if not (
         inspect.isfunction(obj)
         or inspect.isclass(obj)

@@ -5,6 +5,8 @@ Used in chapters 1 and 6. Both have the same small interface: ``vocab_size``,
 BPE wraps the ``tokenizers`` package, whose trainer runs in memory and needs no network.
 """
 
+import numbers
+
 import torch
 
 from utils.checks import check_int
@@ -21,9 +23,12 @@ def _id_list(ids, vocab_size: int) -> list[int]:
                 f"{tuple(ids.shape)} and dtype {ids.dtype}"
             )
         ids = ids.tolist()
-    ids = list(ids)
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise ValueError("ids must be ints")
+    ids = [i.item() if isinstance(i, torch.Tensor) and i.ndim == 0 else i for i in ids]
+    if not all(
+        isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in ids
+    ):
+        raise ValueError(f"ids must be ints, got {ids[:5]}")
+    ids = [int(i) for i in ids]
     if ids and not 0 <= min(ids) <= max(ids) < vocab_size:
         raise ValueError(
             f"token ids must be in [0, vocab_size={vocab_size}), got ids from "

@@ -1,0 +1,1 @@
+"""Tests of utils.experiments, one file per module (a package, so their names cannot clash)."""

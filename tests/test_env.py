@@ -1,0 +1,83 @@
+"""utils.env: seeds, generators, devices and threads."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from utils import env
+
+
+def test_set_seed_makes_torch_repeatable():
+    env.set_seed(123)
+    a = torch.randn(5)
+    env.set_seed(123)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_set_seed_seeds_numpy_and_python_too():
+    env.set_seed(7)
+    first = (random.random(), np.random.rand())
+    env.set_seed(7)
+    assert (random.random(), np.random.rand()) == first
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_set_seed_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        env.set_seed(seed)
+
+
+def test_make_generator_from_an_int_is_fresh_and_seeded():
+    a, b = env.make_generator(5), env.make_generator(5)
+    assert a is not b
+    assert torch.equal(torch.randn(4, generator=a), torch.randn(4, generator=b))
+    assert not torch.equal(torch.randn(4, generator=env.make_generator(6)),
+                           torch.randn(4, generator=env.make_generator(5)))
+    assert torch.equal(torch.randn(3, generator=env.make_generator()),
+                       torch.randn(3, generator=torch.Generator().manual_seed(0)))   # default seed 0
+
+
+def test_make_generator_passes_a_generator_through():
+    g = torch.Generator().manual_seed(3)
+    assert env.make_generator(g) is g
+
+
+def test_make_generator_leaves_the_global_state_alone():
+    before = torch.get_rng_state()
+    torch.randn(3, generator=env.make_generator(11))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.0, "0", True, None])
+def test_make_generator_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        env.make_generator(seed)
+
+
+def test_get_device():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert env.get_device().type == expected
+    assert env.get_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="prefer"):
+        env.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            env.get_device("cuda")
+
+
+def test_limit_threads(monkeypatch):
+    original = torch.get_num_threads()
+    try:
+        assert env.limit_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("COURSE_THREADS", "3")
+        assert env.limit_threads() == 3 and torch.get_num_threads() == 3
+        monkeypatch.delenv("COURSE_THREADS")
+        assert env.limit_threads() == 2                  # the course's laptop budget
+        with pytest.raises(ValueError, match="n must be"):
+            env.limit_threads(0)
+        with pytest.raises(ValueError, match="n must be"):
+            env.limit_threads(1.5)
+    finally:
+        torch.set_num_threads(original)
