@@ -5,9 +5,18 @@ import math
 import pytest
 import torch
 
-from utils.checks import (check_bool, check_choice, check_divisible, check_ids, check_int, check_number,
-                          check_positive, check_probability, check_same_batch, check_tensor)
-
+from utils.checks import (
+    check_bool,
+    check_choice,
+    check_divisible,
+    check_ids,
+    check_int,
+    check_number,
+    check_positive,
+    check_probability,
+    check_same_batch,
+    check_tensor,
+)
 
 # --- check_int ------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import torch
 
 from utils import data
 
-
 # --- data sets ---------------------------------------------------------------------------------
 
 def test_load_mnist():

@@ -3,6 +3,7 @@
 import pytest
 
 from utils import env, source, train
+from utils.experiments.softmax_scaling import softmax_statistics
 from utils.rnn import RNN
 
 
@@ -20,6 +21,12 @@ def test_show_source_of_a_class_a_method_and_a_module():
     assert method.startswith("```python\n# utils.rnn.RNN.forward\n") and "def forward" in method
     bound = source.show_source(RNN(2, 3).forward).data                   # a bound method too
     assert "def forward" in bound
+
+
+def test_show_source_of_a_decorated_function_shows_its_own_code():
+    text = source.show_source(softmax_statistics).data                    # wrapped by functools.lru_cache
+    assert text.startswith("```python\n# utils.experiments.softmax_scaling.softmax_statistics\n")
+    assert "def softmax_statistics(" in text
 
 
 @pytest.mark.parametrize("obj, name", [(3, "int"), ("text", "str"), (None, "NoneType")])

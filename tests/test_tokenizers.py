@@ -1,5 +1,6 @@
 """utils.tokenizers: characters and a byte-level BPE, both round-trip exactly."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,8 @@ def test_char_tokenizer_round_trip_and_vocabulary():
     assert tokenizer.decode(ids) == "the beginning"
     assert tokenizer.decode(ids.tolist()) == "the beginning"        # a list of ints too
     assert tokenizer.decode([]) == "" and tokenizer.encode("").shape == (0,)
+    assert tokenizer.decode(list(ids)) == "the beginning"                 # a list of 0-d tensors
+    assert tokenizer.decode(np.array(ids.tolist())) == "the beginning"   # NumPy ints
 
 
 def test_char_tokenizer_round_trip_on_the_corpus(corpus):
@@ -50,6 +53,10 @@ def test_char_tokenizer_rejects_bad_input():
         tokenizer.decode(torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="ids must be ints"):
         tokenizer.decode([True, 0])
+    with pytest.raises(ValueError, match="ids must be ints"):
+        tokenizer.decode([torch.tensor(1.0)])
+    with pytest.raises(ValueError, match="ids must be ints"):
+        tokenizer.decode([1.0])
 
 
 # --- byte-level BPE ---------------------------------------------------------------------------------

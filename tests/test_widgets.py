@@ -4,7 +4,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pytest
 
-from utils.widgets import Experiment, _options
+from utils.widgets import Experiment
 
 
 @pytest.fixture(autouse=True)
@@ -88,12 +88,18 @@ def test_sweep_over_a_slider_never_exceeds_its_max():
     (widgets.ToggleButtons(options=["x", "y"]), ["x", "y"]),
     (widgets.Checkbox(), [False, True]),
 ])
-def test_options_lists_every_value_a_control_allows(control, values):
-    assert _options(control) == pytest.approx(values)
+def test_sweep_draws_every_value_a_control_allows(control, values):
+    assert _swept(control) == pytest.approx(values)
 
 
-def test_options_of_a_float_slider_stay_within_max():
-    values = _options(widgets.FloatSlider(min=0.0, max=1.0, step=0.3))
+def _swept(control):
+    seen = []
+    plt.close(Experiment(lambda fig, value: seen.append(value), value=control).sweep("value"))
+    return seen
+
+
+def test_sweep_over_a_float_slider_stays_within_max():
+    values = _swept(widgets.FloatSlider(min=0.0, max=1.0, step=0.3))
     assert values == pytest.approx([0.0, 0.3, 0.6, 0.9]) and max(values) <= 1.0
 
 

@@ -5,8 +5,13 @@ import pytest
 import torch
 
 import utils.rnn
-from utils.experiments.gradient_flow import (draw_rnn_gradients, lstm_gradient_flow, rnn_gradient_flow,
-                                             scaled_rnn_cell, state_jacobian_norms)
+from utils.experiments.gradient_flow import (
+    draw_rnn_gradients,
+    lstm_gradient_flow,
+    rnn_gradient_flow,
+    scaled_rnn_cell,
+    state_jacobian_norms,
+)
 from utils.rnn import LSTMCell, RNNCell
 
 
@@ -25,7 +30,7 @@ def test_state_jacobian_norms_match_the_explicit_jacobian():
     h = torch.zeros(1, 5, dtype=torch.float64)
     for t in range(6):
         h = cell(x[:, t], h)
-        jacobian = torch.autograd.functional.jacobian(lambda s: h_T_from(s, t), h.detach())[:, 0]  # (H, H)
+        jacobian = torch.autograd.functional.jacobian(lambda s, t=t: h_T_from(s, t), h.detach())[:, 0]  # (H, H)
         torch.testing.assert_close(norms[t], torch.linalg.matrix_norm(jacobian, ord=2))
 
 
@@ -46,7 +51,7 @@ def test_lstm_cell_state_jacobian_matches_the_explicit_jacobian():
         gates = x[:, t] @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
         o_t = torch.sigmoid(gates.chunk(4, dim=1)[3]).detach()          # the output gate at step t
         h, c = cell(x[:, t], (h, c))
-        jacobian = torch.autograd.functional.jacobian(lambda s: c_T_from(s, o_t, t), c.detach())[:, 0]
+        jacobian = torch.autograd.functional.jacobian(lambda s, o_t=o_t, t=t: c_T_from(s, o_t, t), c.detach())[:, 0]
         torch.testing.assert_close(norms[t], torch.linalg.matrix_norm(jacobian, ord=2))
 
 

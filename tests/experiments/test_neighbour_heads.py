@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from utils.attention import MultiHeadAttention, padding_mask
-from utils.experiments.neighbour_heads import (NeighbourModel, NeighbourTaskConfig, attention_by_offset,
-                                               draw_heads, multi_head_loop, neighbour_accuracy,
-                                               neighbour_batches, neighbour_difference_batch, neighbour_loss)
+from utils.experiments.neighbour_heads import (
+    NeighbourModel,
+    NeighbourTaskConfig,
+    attention_by_offset,
+    draw_heads,
+    multi_head_loop,
+    neighbour_accuracy,
+    neighbour_batches,
+    neighbour_difference_batch,
+    neighbour_loss,
+)
 
 ATOL = 1e-5
 

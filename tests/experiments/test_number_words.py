@@ -4,12 +4,27 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from utils.experiments.number_words import (BOS, EOS, PAD, SRC_ID, SRC_VOCAB, TGT_ID, TGT_VOCAB, batches,
-                                            cross_attention, cross_attention_maps, decode_digits,
-                                            draw_alignment, exact_match, make_batch, number_to_words,
-                                            seq2seq_loss, split_numbers, translate)
+from utils.experiments.number_words import (
+    BOS,
+    EOS,
+    PAD,
+    SRC_ID,
+    SRC_VOCAB,
+    TGT_ID,
+    TGT_VOCAB,
+    batches,
+    cross_attention,
+    cross_attention_maps,
+    decode_digits,
+    draw_alignment,
+    exact_match,
+    make_batch,
+    number_to_words,
+    seq2seq_loss,
+    split_numbers,
+    translate,
+)
 from utils.transformer import Seq2Seq, Seq2SeqConfig
-
 
 # --- the words -------------------------------------------------------------------------------------
 

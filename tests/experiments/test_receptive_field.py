@@ -4,9 +4,15 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from utils.experiments.receptive_field import (ConvStack, ConvStackConfig, PixelSelfAttention,
-                                               draw_receptive_fields, input_gradient, receptive_field_extent,
-                                               theoretical_receptive_field)
+from utils.experiments.receptive_field import (
+    ConvStack,
+    ConvStackConfig,
+    PixelSelfAttention,
+    draw_receptive_fields,
+    input_gradient,
+    receptive_field_extent,
+    theoretical_receptive_field,
+)
 
 
 @pytest.mark.parametrize("k, depth, dilation", [(3, 1, 1), (3, 4, 1), (5, 2, 1), (7, 3, 1), (3, 2, 2), (5, 2, 3)])

@@ -6,8 +6,15 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from utils.experiments.signal_recall import (LastStepClassifier, RecallConfig, classification_loss,
-                                             draw_long_range, recall_accuracy, recall_batches, signal_recall)
+from utils.experiments.signal_recall import (
+    LastStepClassifier,
+    RecallConfig,
+    classification_loss,
+    draw_long_range,
+    recall_accuracy,
+    recall_batches,
+    signal_recall,
+)
 from utils.rnn import LSTM, RNN
 
 
