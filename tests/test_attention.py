@@ -40,11 +40,15 @@ def _no_hooks(model):
 
 # --- scaled_dot_product_attention --------------------------------------------------------
 
-@pytest.mark.parametrize("shape_q, shape_kv, d_v", [
-    ((1, 5, 8), (1, 5, 8), 8),          # batch 1, self-attention shapes
-    ((3, 4, 8), (3, 7, 8), 6),          # T_q != T_k, d_v != d_k
-    ((2, 4, 6, 16), (2, 4, 9, 16), 16),  # with a head dimension
-])
+
+@pytest.mark.parametrize(
+    "shape_q, shape_kv, d_v",
+    [
+        ((1, 5, 8), (1, 5, 8), 8),  # batch 1, self-attention shapes
+        ((3, 4, 8), (3, 7, 8), 6),  # T_q != T_k, d_v != d_k
+        ((2, 4, 6, 16), (2, 4, 9, 16), 16),  # with a head dimension
+    ],
+)
 @pytest.mark.parametrize("masked", [False, True])
 def test_sdpa_equals_torch(shape_q, shape_kv, d_v, masked):
     torch.manual_seed(0)
@@ -54,7 +58,7 @@ def test_sdpa_equals_torch(shape_q, shape_kv, d_v, masked):
     mask = None
     if masked:
         mask = torch.rand(shape_q[-2], shape_kv[-2]) > 0.4
-        mask[:, 0] = True                                   # every query may attend somewhere
+        mask[:, 0] = True  # every query may attend somewhere
     ours, weights = scaled_dot_product_attention(q, k, v, mask)
     ours_grads = torch.autograd.grad((ours * torch.cos(ours)).sum(), (q, k, v))
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -69,24 +73,35 @@ def test_sdpa_weights_are_the_softmax_of_scaled_scores():
     torch.manual_seed(1)
     q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4)
     _, weights = scaled_dot_product_attention(q, k, v)
-    expected = torch.softmax(torch.einsum("bqd,bkd->bqk", q, k) / 2.0, dim=-1)   # sqrt(4) = 2
+    expected = torch.softmax(
+        torch.einsum("bqd,bkd->bqk", q, k) / 2.0, dim=-1
+    )  # sqrt(4) = 2
     torch.testing.assert_close(weights, expected, atol=ATOL, rtol=0)
 
 
 def test_fully_masked_rows_give_zero_output_and_finite_gradients():
     torch.manual_seed(0)
     q = torch.randn(2, 3, 4, requires_grad=True)
-    k, v = torch.randn(2, 5, 4, requires_grad=True), torch.randn(2, 5, 4, requires_grad=True)
+    k, v = (
+        torch.randn(2, 5, 4, requires_grad=True),
+        torch.randn(2, 5, 4, requires_grad=True),
+    )
     mask = torch.ones(2, 3, 5, dtype=torch.bool)
-    mask[0, 1] = False                                      # query 1 of sequence 0 sees nothing
+    mask[0, 1] = False  # query 1 of sequence 0 sees nothing
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     out.sum().backward()
-    assert torch.equal(out[0, 1], torch.zeros(4)) and torch.equal(weights[0, 1], torch.zeros(5))
+    assert torch.equal(out[0, 1], torch.zeros(4)) and torch.equal(
+        weights[0, 1], torch.zeros(5)
+    )
     assert torch.equal(q.grad[0, 1], torch.zeros(4))
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
-    torch.testing.assert_close(weights[mask.any(-1)].sum(-1), torch.ones(5), atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        weights[mask.any(-1)].sum(-1), torch.ones(5), atol=ATOL, rtol=0
+    )
     # PyTorch's fused kernel agrees (it also returns zeros for such rows)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=ATOL, rtol=0
+    )
 
 
 def test_sdpa_rejects_bad_input():
@@ -95,9 +110,14 @@ def test_sdpa_rejects_bad_input():
         scaled_dot_product_attention(torch.randn(2, 3, 6), k, v)
     with pytest.raises(ValueError, match=r"k and v must have the same leading shape"):
         scaled_dot_product_attention(q, k, torch.randn(2, 4, 4))
-    with pytest.raises(ValueError, match=r"mask of shape \(4, 5\) cannot broadcast to the scores of shape \(2, 3, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(4, 5\) cannot broadcast to the scores of shape \(2, 3, 5\)",
+    ):
         scaled_dot_product_attention(q, k, v, torch.ones(4, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"\(2, 1, 1, 5\) cannot broadcast"):  # would silently grow the batch
+    with pytest.raises(
+        ValueError, match=r"\(2, 1, 1, 5\) cannot broadcast"
+    ):  # would silently grow the batch
         scaled_dot_product_attention(q, k, v, padding_mask([5, 5], 5)[:, None, None, :])
     with pytest.raises(ValueError, match="boolean"):
         scaled_dot_product_attention(q, k, v, torch.ones(3, 5))
@@ -113,11 +133,17 @@ def test_sdpa_rejects_bad_input():
         scaled_dot_product_attention(q.long(), k, v)
 
 
-@pytest.mark.parametrize("float_mask", [torch.ones(3, 5), torch.zeros(3, 5), torch.full((3, 5), float("-inf"))])
+@pytest.mark.parametrize(
+    "float_mask",
+    [torch.ones(3, 5), torch.zeros(3, 5), torch.full((3, 5), float("-inf"))],
+)
 @pytest.mark.parametrize("need_weights", [False, True])
 def test_float_masks_are_refused_naming_the_convention(float_mask, need_weights):
     q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4)
-    with pytest.raises(ValueError, match=r"mask must be a boolean tensor, True = may attend .*got torch.float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask must be a boolean tensor, True = may attend .*got torch.float32",
+    ):
         attend(q, k, v, float_mask, need_weights=need_weights)
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 3, 8)
@@ -126,6 +152,7 @@ def test_float_masks_are_refused_naming_the_convention(float_mask, need_weights)
 
 
 # --- attend: PyTorch's fused kernel and the explicit form agree ------------------------------
+
 
 def _forward_backward(q, k, v, **kwargs):
     """attend's output and the gradients of q, k, v for a fixed random upstream gradient."""
@@ -140,11 +167,13 @@ def _mask_kinds():
     g = torch.Generator().manual_seed(3)
     B, H, T, T_k = 3, 2, 6, 9
     random_mask = torch.rand(B, H, T, T, generator=g) > 0.5
-    random_mask[0, 1, 2] = False                                      # fully masked rows
+    random_mask[0, 1, 2] = False  # fully masked rows
     random_mask[2, 0, 5] = False
     cross_mask = torch.rand(B, 1, T, T_k, generator=g) > 0.4
     cross_mask[1, 0, 0] = False
-    padding = padding_mask([6, 4, 0], T)[:, None, None, :]            # (B, 1, 1, T): sequence 2 is all padding
+    padding = padding_mask([6, 4, 0], T)[
+        :, None, None, :
+    ]  # (B, 1, 1, T): sequence 2 is all padding
     return {  # name: (T_q, T_k, attend's keyword arguments)
         "no mask": (T, T, {}),
         "causal=True": (T, T, dict(causal=True)),
@@ -155,7 +184,11 @@ def _mask_kinds():
         "random, fully masked rows": (T, T, dict(mask=random_mask)),
         "T_q != T_k, no mask": (T, T_k, {}),
         "T_q != T_k, random mask": (T, T_k, dict(mask=cross_mask)),
-        "T_q != T_k, padding": (T, T_k, dict(mask=padding_mask([9, 3, 1], T_k)[:, None, None, :])),
+        "T_q != T_k, padding": (
+            T,
+            T_k,
+            dict(mask=padding_mask([9, 3, 1], T_k)[:, None, None, :]),
+        ),
     }
 
 
@@ -165,12 +198,19 @@ MASK_KINDS = _mask_kinds()
 @pytest.mark.parametrize("T_q, T_k, kwargs", MASK_KINDS.values(), ids=MASK_KINDS.keys())
 def test_attend_fast_path_equals_explicit_path_forward_and_backward(T_q, T_k, kwargs):
     g = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(3, 2, T_q, 4, generator=g), torch.randn(3, 2, T_k, 4, generator=g), \
-        torch.randn(3, 2, T_k, 5, generator=g)
+    q, k, v = (
+        torch.randn(3, 2, T_q, 4, generator=g),
+        torch.randn(3, 2, T_k, 4, generator=g),
+        torch.randn(3, 2, T_k, 5, generator=g),
+    )
     fast, no_weights, fast_grads = _forward_backward(q, k, v, **kwargs)
-    explicit, weights, explicit_grads = _forward_backward(q, k, v, need_weights=True, **kwargs)
+    explicit, weights, explicit_grads = _forward_backward(
+        q, k, v, need_weights=True, **kwargs
+    )
     assert no_weights is None and weights.shape == (3, 2, T_q, T_k)
-    assert torch.isfinite(fast).all() and all(torch.isfinite(g).all() for g in fast_grads)
+    assert torch.isfinite(fast).all() and all(
+        torch.isfinite(g).all() for g in fast_grads
+    )
     torch.testing.assert_close(fast, explicit, atol=ATOL, rtol=0)
     for name, a, b in zip("qkv", fast_grads, explicit_grads, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=f"gradient of {name}")
@@ -179,16 +219,26 @@ def test_attend_fast_path_equals_explicit_path_forward_and_backward(T_q, T_k, kw
     if kwargs.get("causal"):
         mask = causal_mask(T_q) if mask is None else mask & causal_mask(T_q)
     if mask is not None:
-        blocked = ~torch.broadcast_to(mask, weights.shape).any(-1)       # (B, H, T_q)
+        blocked = ~torch.broadcast_to(mask, weights.shape).any(-1)  # (B, H, T_q)
         for out, grads in ((fast, fast_grads), (explicit, explicit_grads)):
             assert (out[blocked] == 0).all() and (grads[0][blocked] == 0).all()
-        torch.testing.assert_close(weights.sum(-1)[~blocked], torch.ones(int((~blocked).sum())), atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            weights.sum(-1)[~blocked],
+            torch.ones(int((~blocked).sum())),
+            atol=ATOL,
+            rtol=0,
+        )
         assert (weights.sum(-1)[blocked] == 0).all()
 
 
 def test_mask_kinds_include_fully_masked_rows():
-    names = ("random, fully masked rows", "padding", "causal & padding", "T_q != T_k, random mask")
-    for name in names:                            # so the zero-output checks above are not vacuous
+    names = (
+        "random, fully masked rows",
+        "padding",
+        "causal & padding",
+        "T_q != T_k, random mask",
+    )
+    for name in names:  # so the zero-output checks above are not vacuous
         T_q, T_k, kwargs = MASK_KINDS[name]
         assert (~kwargs["mask"].any(-1)).any(), name
 
@@ -204,8 +254,10 @@ def test_attend_without_weights_calls_the_fused_kernel(monkeypatch):
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     q = torch.randn(1, 4, 8)
     attend(q, q, q, causal=True)
-    assert len(calls) == 1 and calls[0]["is_causal"] is True            # the kernel's own causal mask
-    attend(q, q, q, causal=True, need_weights=True)                   # the explicit path: no call
+    assert (
+        len(calls) == 1 and calls[0]["is_causal"] is True
+    )  # the kernel's own causal mask
+    attend(q, q, q, causal=True, need_weights=True)  # the explicit path: no call
     assert len(calls) == 1
 
 
@@ -235,6 +287,7 @@ def test_attend_dropout_only_drops_with_a_positive_probability():
 
 # --- masks --------------------------------------------------------------------------------
 
+
 def test_causal_mask():
     mask = causal_mask(4)
     assert mask.dtype == torch.bool and mask.shape == (4, 4)
@@ -252,7 +305,7 @@ def test_causal_mask_means_no_peeking():
     x = torch.randn(1, 6, 4)
     out, _ = scaled_dot_product_attention(x, x, x, causal_mask(6))
     x2 = x.clone()
-    x2[0, 4:] = torch.randn(2, 4)                           # change the future
+    x2[0, 4:] = torch.randn(2, 4)  # change the future
     out2, _ = scaled_dot_product_attention(x2, x2, x2, causal_mask(6))
     torch.testing.assert_close(out[0, :4], out2[0, :4], atol=ATOL, rtol=0)
     assert not torch.allclose(out[0, 4:], out2[0, 4:])
@@ -260,10 +313,24 @@ def test_causal_mask_means_no_peeking():
 
 def test_padding_mask():
     mask = padding_mask([2, 0, 3], 3)
-    assert mask.shape == (3, 3) and mask.dtype == torch.bool     # (B, T), True = a real token
-    assert mask.tolist() == [[True, True, False], [False, False, False], [True, True, True]]
-    assert torch.equal(padding_mask(torch.tensor([1, 2]), 2), torch.tensor([[True, False], [True, True]]))
-    assert padding_mask([2, 1], 3)[:, None, None, :].shape == (2, 1, 1, 3)   # for scores (B, H, T_q, T_k)
+    assert (
+        mask.shape == (3, 3) and mask.dtype == torch.bool
+    )  # (B, T), True = a real token
+    assert mask.tolist() == [
+        [True, True, False],
+        [False, False, False],
+        [True, True, True],
+    ]
+    assert torch.equal(
+        padding_mask(torch.tensor([1, 2]), 2),
+        torch.tensor([[True, False], [True, True]]),
+    )
+    assert padding_mask([2, 1], 3)[:, None, None, :].shape == (
+        2,
+        1,
+        1,
+        3,
+    )  # for scores (B, H, T_q, T_k)
     with pytest.raises(ValueError, match=r"lengths=\[4\]"):
         padding_mask([4], 3)
     with pytest.raises(ValueError, match=r"lengths=\[-1\]"):
@@ -303,7 +370,7 @@ def test_multi_head_attention_equals_torch(case, need_weights):
     keep_qk = None
     if use_mask:
         keep_qk = causal_mask(T_q) if not cross else torch.rand(T_q, T_k) > 0.3
-        keep_qk[:, 0] = True                                 # no fully masked rows in the reference
+        keep_qk[:, 0] = True  # no fully masked rows in the reference
     mask = keep_qk
     if lengths is not None:
         padding = padding_mask(lengths, T_k)[:, None, None, :]
@@ -311,8 +378,15 @@ def test_multi_head_attention_equals_torch(case, need_weights):
     attn_mask, key_padding_mask = _to_torch_masks(keep_qk, lengths, T_k)
 
     out, weights = ours(query, key, value, mask, need_weights=need_weights)
-    ref_out, ref_weights = ref(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                               need_weights=True, average_attn_weights=False)
+    ref_out, ref_weights = ref(
+        query,
+        key,
+        value,
+        attn_mask=attn_mask,
+        key_padding_mask=key_padding_mask,
+        need_weights=True,
+        average_attn_weights=False,
+    )
     torch.testing.assert_close(out, ref_out, atol=ATOL, rtol=0)
     if need_weights:
         torch.testing.assert_close(weights, ref_weights, atol=ATOL, rtol=0)
@@ -321,18 +395,30 @@ def test_multi_head_attention_equals_torch(case, need_weights):
         assert weights is None
 
     inputs = [query] + ([key, value] if cross else [])
-    g_ours = torch.autograd.grad((out ** 2).sum(), inputs + list(ours.parameters()))
-    ref_params = [ref.in_proj_weight, ref.out_proj.weight] + ([ref.in_proj_bias, ref.out_proj.bias] if bias else [])
-    g_ref = torch.autograd.grad((ref_out ** 2).sum(), inputs + ref_params)
-    for a, b in zip(g_ours[:len(inputs)], g_ref[:len(inputs)], strict=True):
+    g_ours = torch.autograd.grad((out**2).sum(), inputs + list(ours.parameters()))
+    ref_params = [ref.in_proj_weight, ref.out_proj.weight] + (
+        [ref.in_proj_bias, ref.out_proj.bias] if bias else []
+    )
+    g_ref = torch.autograd.grad((ref_out**2).sum(), inputs + ref_params)
+    for a, b in zip(g_ours[: len(inputs)], g_ref[: len(inputs)], strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
-    grads = dict(zip([n for n, _ in ours.named_parameters()], g_ours[len(inputs):], strict=True))
-    ref_grads = dict(zip(["in_proj_weight", "out_proj.weight", "in_proj_bias", "out_proj.bias"],
-                         g_ref[len(inputs):]))
+    grads = dict(
+        zip([n for n, _ in ours.named_parameters()], g_ours[len(inputs) :], strict=True)
+    )
+    ref_grads = dict(
+        zip(
+            ["in_proj_weight", "out_proj.weight", "in_proj_bias", "out_proj.bias"],
+            g_ref[len(inputs) :],
+        )
+    )
     for kind in ("weight", "bias") if bias else ("weight",):
         in_proj = torch.cat([grads[f"w_{p}.{kind}"] for p in "qkv"])
-        torch.testing.assert_close(in_proj, ref_grads[f"in_proj_{kind}"], atol=ATOL, rtol=0)
-        torch.testing.assert_close(grads[f"w_o.{kind}"], ref_grads[f"out_proj.{kind}"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            in_proj, ref_grads[f"in_proj_{kind}"], atol=ATOL, rtol=0
+        )
+        torch.testing.assert_close(
+            grads[f"w_o.{kind}"], ref_grads[f"out_proj.{kind}"], atol=ATOL, rtol=0
+        )
 
 
 def test_equals_torch_fast_path_in_eval_mode():
@@ -342,9 +428,13 @@ def test_equals_torch_fast_path_in_eval_mode():
     x = torch.randn(3, 10, 32)
     lengths = [10, 6, 2]
     with torch.no_grad():
-        ref_out, _ = ref(x, x, x, key_padding_mask=~padding_mask(lengths, 10), need_weights=False)
+        ref_out, _ = ref(
+            x, x, x, key_padding_mask=~padding_mask(lengths, 10), need_weights=False
+        )
         out, _ = ours(x, x, x, padding_mask(lengths, 10)[:, None, None, :])
-    for b, n in enumerate(lengths):    # the fast path may leave padded query rows arbitrary: compare real ones
+    for b, n in enumerate(
+        lengths
+    ):  # the fast path may leave padded query rows arbitrary: compare real ones
         torch.testing.assert_close(out[b, :n], ref_out[b, :n], atol=ATOL, rtol=0)
 
 
@@ -352,12 +442,16 @@ MHA_MASKS = {
     "none": lambda B, T: dict(),
     "causal=True": lambda B, T: dict(causal=True),
     "padding": lambda B, T: dict(mask=padding_mask([T, 2, 0][:B], T)[:, None, None, :]),
-    "causal & padding": lambda B, T: dict(mask=padding_mask([T, 2, 1][:B], T)[:, None, None, :], causal=True),
+    "causal & padding": lambda B, T: dict(
+        mask=padding_mask([T, 2, 1][:B], T)[:, None, None, :], causal=True
+    ),
 }
 
 
 @pytest.mark.parametrize("make_mask", MHA_MASKS.values(), ids=MHA_MASKS.keys())
-def test_multi_head_attention_need_weights_does_not_change_output_or_gradients(make_mask):
+def test_multi_head_attention_need_weights_does_not_change_output_or_gradients(
+    make_mask,
+):
     torch.manual_seed(0)
     mha = MultiHeadAttention(12, 3)
     x = torch.randn(3, 5, 12)
@@ -374,14 +468,16 @@ def test_multi_head_attention_need_weights_does_not_change_output_or_gradients(m
     torch.testing.assert_close(x_a, x_b, atol=ATOL, rtol=0)
     assert p_a.keys() == p_b.keys()
     for name in p_a:
-        torch.testing.assert_close(p_a[name], p_b[name], atol=ATOL, rtol=0, msg=f"gradient of {name}")
+        torch.testing.assert_close(
+            p_a[name], p_b[name], atol=ATOL, rtol=0, msg=f"gradient of {name}"
+        )
 
 
 def test_split_and_merge_heads_are_inverse():
     x = torch.randn(2, 5, 12)
     heads = split_heads(x, 3)
     assert heads.shape == (2, 3, 5, 4)
-    assert torch.equal(heads[:, 1], x[..., 4:8])            # head 1 gets features 4..7
+    assert torch.equal(heads[:, 1], x[..., 4:8])  # head 1 gets features 4..7
     assert torch.equal(merge_heads(heads), x)
     with pytest.raises(ValueError, match="num_heads=5"):
         split_heads(x, 5)
@@ -390,7 +486,9 @@ def test_split_and_merge_heads_are_inverse():
 @pytest.mark.parametrize("H", [1, 2, 4, 8])
 def test_parameter_count_does_not_depend_on_heads(H):
     d = 64
-    assert sum(p.numel() for p in MultiHeadAttention(d, H).parameters()) == 4 * (d * d + d)
+    assert sum(p.numel() for p in MultiHeadAttention(d, H).parameters()) == 4 * (
+        d * d + d
+    )
 
 
 def test_dropout_only_in_training():
@@ -404,7 +502,7 @@ def test_dropout_only_in_training():
     mha.train()
     c, w = mha(x, x, x, need_weights=True)
     assert not torch.allclose(a, c) and (w == 0).any()
-    assert not torch.allclose(a, mha(x, x, x)[0])              # the fused path drops too
+    assert not torch.allclose(a, mha(x, x, x)[0])  # the fused path drops too
 
 
 def test_self_attention_module():
@@ -412,10 +510,12 @@ def test_self_attention_module():
     layer = SelfAttention(8, d_k=4)
     x = torch.randn(2, 5, 8)
     out, weights = layer(x, causal_mask(5))
-    expected, _ = scaled_dot_product_attention(layer.w_q(x), layer.w_k(x), layer.w_v(x), causal_mask(5))
+    expected, _ = scaled_dot_product_attention(
+        layer.w_q(x), layer.w_k(x), layer.w_v(x), causal_mask(5)
+    )
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
     assert out.shape == (2, 5, 4) and torch.equal(weights[0].triu(1), torch.zeros(5, 5))
-    assert layer(x)[1] is not None                              # always explicit: weights come back
+    assert layer(x)[1] is not None  # always explicit: weights come back
     with pytest.raises(ValueError, match="d_k=0"):
         SelfAttention(8, d_k=0)
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, 8\)"):
@@ -445,23 +545,35 @@ def test_multi_head_attention_rejects_bad_arguments():
         MultiHeadAttention(8, 2, bias=1)
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 4, 8)
-    with pytest.raises(ValueError, match=r"key must have shape \(B, T, 8\), got \(2, 4, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"key must have shape \(B, T, 8\), got \(2, 4, 6\)"
+    ):
         mha(x, torch.randn(2, 4, 6), x)
-    with pytest.raises(ValueError, match="query, key and value must have the same batch size"):
+    with pytest.raises(
+        ValueError, match="query, key and value must have the same batch size"
+    ):
         mha(x, torch.randn(3, 4, 8), torch.randn(3, 4, 8))
-    with pytest.raises(ValueError, match=r"mask of shape \(3, 4\) cannot broadcast to the scores of shape \(2, 2, 4, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(3, 4\) cannot broadcast to the scores of shape \(2, 2, 4, 4\)",
+    ):
         mha(x, x, x, torch.ones(3, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"\(2, 4\) cannot broadcast"):   # a (B, T) padding mask needs [:, None, None, :]
+    with pytest.raises(
+        ValueError, match=r"\(2, 4\) cannot broadcast"
+    ):  # a (B, T) padding mask needs [:, None, None, :]
         mha(x, x, x, padding_mask([4, 2], 4))
     with pytest.raises(ValueError, match="batch_first=True"):
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2))
     with pytest.raises(ValueError, match="kdim"):
-        MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, batch_first=True))
+        MultiHeadAttention.from_torch(
+            nn.MultiheadAttention(8, 2, kdim=4, batch_first=True)
+        )
     with pytest.raises(ValueError, match="nn.MultiheadAttention"):
         MultiHeadAttention.from_torch(nn.Linear(2, 2))
 
 
 # --- record_attention ---------------------------------------------------------------------------
+
 
 def test_record_attention_on_a_transformer():
     torch.manual_seed(0)
@@ -469,35 +581,62 @@ def test_record_attention_on_a_transformer():
     src, tgt = torch.randn(2, 7, 16), torch.randn(2, 5, 16)
     src_real = padding_mask([7, 4], 7)
     with torch.no_grad():
-        plain = model(src, tgt, tgt_mask=causal_mask(5), src_key_padding_mask=src_real,
-                      memory_key_padding_mask=src_real)
+        plain = model(
+            src,
+            tgt,
+            tgt_mask=causal_mask(5),
+            src_key_padding_mask=src_real,
+            memory_key_padding_mask=src_real,
+        )
         with record_attention(model) as maps:
-            recorded = model(src, tgt, tgt_mask=causal_mask(5), src_key_padding_mask=src_real,
-                             memory_key_padding_mask=src_real)
-    torch.testing.assert_close(recorded, plain, atol=ATOL, rtol=0)     # explicit path inside, same output
-    expected = [f"encoder_layers.{i}.self_attn" for i in range(2)] + \
-               [f"decoder_layers.{i}.{kind}" for i in range(3) for kind in ("self_attn", "cross_attn")]
-    assert list(maps) == expected                                       # one per module, in call order
+            recorded = model(
+                src,
+                tgt,
+                tgt_mask=causal_mask(5),
+                src_key_padding_mask=src_real,
+                memory_key_padding_mask=src_real,
+            )
+    torch.testing.assert_close(
+        recorded, plain, atol=ATOL, rtol=0
+    )  # explicit path inside, same output
+    expected = [f"encoder_layers.{i}.self_attn" for i in range(2)] + [
+        f"decoder_layers.{i}.{kind}"
+        for i in range(3)
+        for kind in ("self_attn", "cross_attn")
+    ]
+    assert list(maps) == expected  # one per module, in call order
     for name, weights in maps.items():
-        T_q, T_k = (7, 7) if name.startswith("encoder") else (5, 5) if name.endswith("self_attn") else (5, 7)
+        T_q, T_k = (
+            (7, 7)
+            if name.startswith("encoder")
+            else (5, 5)
+            if name.endswith("self_attn")
+            else (5, 7)
+        )
         assert weights.shape == (2, 2, T_q, T_k) and not weights.requires_grad
-        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, T_q), atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            weights.sum(-1), torch.ones(2, 2, T_q), atol=ATOL, rtol=0
+        )
         if T_k == 7:
-            assert (weights[1, ..., 4:] == 0).all()                     # source padding gets nothing
-    assert (maps["decoder_layers.0.self_attn"].triu(1) == 0).all()      # causal
+            assert (weights[1, ..., 4:] == 0).all()  # source padding gets nothing
+    assert (maps["decoder_layers.0.self_attn"].triu(1) == 0).all()  # causal
     assert _no_hooks(model)
 
 
 def test_record_attention_on_a_gpt():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=20, block_size=8, num_layers=3, num_heads=2, d_model=16)).eval()
+    model = GPT(
+        GPTConfig(vocab_size=20, block_size=8, num_layers=3, num_heads=2, d_model=16)
+    ).eval()
     idx = torch.randint(20, (2, 8))
     with torch.no_grad(), record_attention(model) as maps:
         model(idx)
     assert list(maps) == [f"transformer.h.{i}.attn" for i in range(3)]
     for weights in maps.values():
         assert weights.shape == (2, 2, 8, 8)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 8), atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            weights.sum(-1), torch.ones(2, 2, 8), atol=ATOL, rtol=0
+        )
         assert (weights.triu(1) == 0).all()
     assert _no_hooks(model)
 
@@ -519,7 +658,9 @@ def test_record_attention_on_one_module_keeps_its_last_call():
     with record_attention(mha) as maps:
         mha(x, x, x)
         out, weights = mha(y, y, y)
-    assert list(maps) == ["MultiHeadAttention"] and maps["MultiHeadAttention"].shape == (1, 2, 4, 4)
+    assert list(maps) == ["MultiHeadAttention"] and maps[
+        "MultiHeadAttention"
+    ].shape == (1, 2, 4, 4)
     assert torch.equal(maps["MultiHeadAttention"], weights)
 
 
@@ -529,9 +670,16 @@ dims = st.integers(min_value=1, max_value=6)
 
 
 @settings(max_examples=50, deadline=None)
-@given(B=st.integers(1, 3), T=st.integers(1, 7), H=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16),
-       data=st.data())
-def test_self_attention_without_positions_is_permutation_equivariant(B, T, H, seed, data):
+@given(
+    B=st.integers(1, 3),
+    T=st.integers(1, 7),
+    H=st.sampled_from([1, 2, 4]),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_self_attention_without_positions_is_permutation_equivariant(
+    B, T, H, seed, data
+):
     torch.manual_seed(seed)
     mha = MultiHeadAttention(4 * H, H)
     x = torch.randn(B, T, 4 * H)
@@ -539,35 +687,63 @@ def test_self_attention_without_positions_is_permutation_equivariant(B, T, H, se
     out, weights = mha(x, x, x, need_weights=True)
     out_p, weights_p = mha(x[:, perm], x[:, perm], x[:, perm], need_weights=True)
     torch.testing.assert_close(out_p, out[:, perm], atol=ATOL, rtol=1e-5)
-    torch.testing.assert_close(weights_p, weights[:, :, perm][..., perm], atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(
+        weights_p, weights[:, :, perm][..., perm], atol=ATOL, rtol=1e-5
+    )
     fast, _ = mha(x[:, perm], x[:, perm], x[:, perm])
     torch.testing.assert_close(fast, out[:, perm], atol=ATOL, rtol=1e-5)
 
 
 @settings(max_examples=50, deadline=None)
-@given(T_q=dims, T_k=dims, d=dims, seed=st.integers(0, 2**16), scale=st.floats(0.1, 30.0), data=st.data())
-def test_masked_keys_get_zero_weight_and_rows_sum_to_one(T_q, T_k, d, seed, scale, data):
+@given(
+    T_q=dims,
+    T_k=dims,
+    d=dims,
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.1, 30.0),
+    data=st.data(),
+)
+def test_masked_keys_get_zero_weight_and_rows_sum_to_one(
+    T_q, T_k, d, seed, scale, data
+):
     torch.manual_seed(seed)
-    q, k, v = scale * torch.randn(2, T_q, d), scale * torch.randn(2, T_k, d), torch.randn(2, T_k, d)
-    bits = data.draw(st.lists(st.booleans(), min_size=2 * T_q * T_k, max_size=2 * T_q * T_k))
+    q, k, v = (
+        scale * torch.randn(2, T_q, d),
+        scale * torch.randn(2, T_k, d),
+        torch.randn(2, T_k, d),
+    )
+    bits = data.draw(
+        st.lists(st.booleans(), min_size=2 * T_q * T_k, max_size=2 * T_q * T_k)
+    )
     mask = torch.tensor(bits).reshape(2, T_q, T_k)
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     assert torch.isfinite(out).all() and (weights >= 0).all()
     assert torch.equal(weights[~mask], torch.zeros_like(weights[~mask]))
     rows = mask.any(-1)
     sums = weights.sum(-1)
-    torch.testing.assert_close(sums[rows], torch.ones_like(sums[rows]), atol=ATOL, rtol=0)
-    assert torch.equal(sums[~rows], torch.zeros_like(sums[~rows]))    # nowhere to look: zero
-    fast, _ = attend(q, k, v, mask)                                    # the fused kernel agrees
+    torch.testing.assert_close(
+        sums[rows], torch.ones_like(sums[rows]), atol=ATOL, rtol=0
+    )
+    assert torch.equal(
+        sums[~rows], torch.zeros_like(sums[~rows])
+    )  # nowhere to look: zero
+    fast, _ = attend(q, k, v, mask)  # the fused kernel agrees
     torch.testing.assert_close(fast, out, atol=1e-4 * max(1.0, scale), rtol=1e-4)
 
 
 @settings(max_examples=50, deadline=None)
-@given(B=st.integers(1, 3), T=dims, H=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**16))
+@given(
+    B=st.integers(1, 3),
+    T=dims,
+    H=st.sampled_from([1, 2, 3]),
+    seed=st.integers(0, 2**16),
+)
 def test_multi_head_weights_rows_sum_to_one(B, T, H, seed):
     torch.manual_seed(seed)
     mha = MultiHeadAttention(2 * H, H)
     x = 5 * torch.randn(B, T, 2 * H)
     _, weights = mha(x, x, x, causal_mask(T), need_weights=True)
     torch.testing.assert_close(weights.sum(-1), torch.ones(B, H, T), atol=ATOL, rtol=0)
-    assert math.isclose(float(weights[..., 0, 0].min().detach()), 1.0, abs_tol=1e-6)   # the first token sees only itself
+    assert math.isclose(
+        float(weights[..., 0, 0].min().detach()), 1.0, abs_tol=1e-6
+    )  # the first token sees only itself

@@ -19,16 +19,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CHROMIUM = os.environ.get("CHROMIUM") or next(
-    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))),
-    "/usr/bin/chromium")
+    (
+        path
+        for name in ("chromium", "chromium-browser", "google-chrome")
+        if (path := shutil.which(name))
+    ),
+    "/usr/bin/chromium",
+)
 
 
 @pytest.fixture(scope="module")
 def build_log() -> str:
     """Build the book exactly as `make book` does and return its output."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     log = result.stdout + result.stderr
     if result.returncode != 0:
         reports = "\n".join(p.read_text() for p in HTML.glob("reports/**/*.log"))
@@ -38,32 +48,43 @@ def build_log() -> str:
 
 @pytest.mark.build
 def test_book_builds_with_zero_warnings(build_log):
-    warnings = [line for line in build_log.splitlines() if re.search(r"\bWARNING\b", line)
-                and "Kernel is running over TCP" not in line]  # jupyter_client's note, not Sphinx's
+    warnings = [
+        line
+        for line in build_log.splitlines()
+        if re.search(r"\bWARNING\b", line) and "Kernel is running over TCP" not in line
+    ]  # jupyter_client's note, not Sphinx's
     assert not warnings, "\n".join(warnings)
 
 
 @pytest.mark.build
 def test_every_toc_entry_has_a_page(build_log):
     import yaml
+
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    files = [toc["root"]] + [
+        c["file"] for part in toc["parts"] for c in part["chapters"]
+    ]
     for file in files:
         assert (HTML / f"{file}.html").exists(), file
 
 
 @pytest.mark.build
 def test_site_loads_nothing_from_other_hosts(build_log):
-    pattern = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.I)
+    pattern = re.compile(
+        r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.I
+    )
     for page in HTML.rglob("*.html"):
         for tag in pattern.findall(page.read_text()):
-            if "rel=\"canonical\"" not in tag:
+            if 'rel="canonical"' not in tag:
                 pytest.fail(f"{page.relative_to(HTML)} loads from another host: {tag}")
 
 
 def _pages():
-    return sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
-                  if "_static" not in p.parts and p.name not in ("genindex.html", "search.html"))
+    return sorted(
+        p.relative_to(HTML).as_posix()
+        for p in HTML.rglob("*.html")
+        if "_static" not in p.parts and p.name not in ("genindex.html", "search.html")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +92,7 @@ def server(build_log):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
     handler = functools.partial(Quiet, directory=str(HTML))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -82,11 +104,22 @@ def server(build_log):
 def browser(build_log):
     playwright = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is not installed: `make test` installs Debian's chromium (needs root and apt)")
+        pytest.fail(
+            "chromium is not installed: `make test` installs Debian's chromium (needs root and apt)"
+        )
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -106,6 +139,7 @@ def _open(browser, server, page_path):
         else:
             bad_requests.append(f"foreign: {r.request.url}")
             r.abort()
+
     page.route("**/*", route)
     page.goto(f"{server}/{page_path}", wait_until="networkidle")
     page.wait_for_timeout(300)
@@ -120,11 +154,17 @@ def _problems(browser, server, page_path) -> list[str]:
         broken = page.evaluate("""() => [...document.images]
             .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)""")
         problems += [f"image did not load: {src}" for src in broken]
-        views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+        views = page.locator(
+            'script[type="application/vnd.jupyter.widget-view+json"]'
+        ).count()
         if views:
-            page.wait_for_function("""n => [...document.querySelectorAll(
+            page.wait_for_function(
+                """n => [...document.querySelectorAll(
                 'script[type="application/vnd.jupyter.widget-view+json"]')].filter(
-                s => s.parentElement.querySelector('.jupyter-widgets')).length === n""", arg=views, timeout=20000)
+                s => s.parentElement.querySelector('.jupyter-widgets')).length === n""",
+                arg=views,
+                timeout=20000,
+            )
             empty_outputs = page.evaluate("""() => [...document.querySelectorAll('.jupyter-widgets.widget-output')]
                 .filter(o => !o.querySelector('img, pre, .jp-RenderedText')).length""")
             if empty_outputs:
@@ -141,8 +181,14 @@ def test_every_page_renders_without_errors(browser, server):
     """Console errors, failed or foreign requests, broken images, widgets that did not render."""
     pages = _pages()
     assert "index.html" in pages and any(p.startswith("chapters/") for p in pages)
-    report = {page: problems for page in pages if (problems := _problems(browser, server, page))}
-    assert not report, "\n".join(f"{page}: {problems}" for page, problems in report.items())
+    report = {
+        page: problems
+        for page in pages
+        if (problems := _problems(browser, server, page))
+    }
+    assert not report, "\n".join(
+        f"{page}: {problems}" for page, problems in report.items()
+    )
 
 
 @pytest.mark.browser
@@ -150,7 +196,10 @@ def test_screenshots_of_landing_page_and_chapter_0(browser, server):
     """Keeps screenshots under _build/screenshots for people to look at."""
     out = ROOT / "_build" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
-    for page_path, name in (("index.html", "landing"), ("chapters/00_why_attention.html", "chapter0")):
+    for page_path, name in (
+        ("index.html", "landing"),
+        ("chapters/00_why_attention.html", "chapter0"),
+    ):
         page, errors, _ = _open(browser, server, page_path)
         page.screenshot(path=str(out / f"{name}.png"), full_page=True)
         page.context.close()

@@ -32,8 +32,13 @@ def test_lock_pins_every_package_of_requirements_in():
         if line:
             requirement = Requirement(line)
             name = canonicalize_name(requirement.name)
-            assert name in lock, f"{name} is in requirements.in but not pinned in requirements.txt"
-            assert requirement.specifier.contains(lock[name], prereleases=True), (name, lock[name])
+            assert name in lock, (
+                f"{name} is in requirements.in but not pinned in requirements.txt"
+            )
+            assert requirement.specifier.contains(lock[name], prereleases=True), (
+                name,
+                lock[name],
+            )
 
 
 def test_pyproject_dependencies_are_satisfied_by_the_lock():
@@ -42,16 +47,25 @@ def test_pyproject_dependencies_are_satisfied_by_the_lock():
     for spec in project["dependencies"]:
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)
-        assert name in lock, f"pyproject.toml needs {name}, which requirements.txt does not pin"
-        assert requirement.specifier.contains(lock[name], prereleases=True), (name, str(lock[name]))
+        assert name in lock, (
+            f"pyproject.toml needs {name}, which requirements.txt does not pin"
+        )
+        assert requirement.specifier.contains(lock[name], prereleases=True), (
+            name,
+            str(lock[name]),
+        )
 
 
 def test_python_version_agrees():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    python = next(
+        d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python=")
+    )
     version = python.split("=")[1]
-    assert Requirement(f"python{project['requires-python']}").specifier.contains(version + ".0")
+    assert Requirement(f"python{project['requires-python']}").specifier.contains(
+        version + ".0"
+    )
     assert sys.version_info[:2] == tuple(map(int, version.split(".")))
 
 

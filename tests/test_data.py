@@ -9,6 +9,7 @@ from utils import data
 
 # --- data sets ---------------------------------------------------------------------------------
 
+
 def test_load_mnist():
     images, labels = data.load_mnist()
     assert images.shape == (5000, 28, 28) and labels.shape == (5000,)
@@ -23,7 +24,7 @@ def test_load_mnist():
 
 def test_load_mnist_returns_copies():
     images, _ = data.load_mnist(2)
-    images.zero_()                                    # the cached arrays must not change
+    images.zero_()  # the cached arrays must not change
     assert data.load_mnist(2)[0].max() > 0
 
 
@@ -41,10 +42,11 @@ def test_load_corpus_is_a_real_text_of_over_a_million_characters():
     with pytest.raises(ValueError, match="Narnia"):
         data.load_corpus(["Narnia"])
     with pytest.raises(ValueError, match="books must be a list of book names"):
-        data.load_corpus("Genesis")                    # a string, not a list of names
+        data.load_corpus("Genesis")  # a string, not a list of names
 
 
 # --- endless_batches ------------------------------------------------------------------------------
+
 
 def _sample(batch_size, generator):
     return torch.randint(100, (batch_size, 3), generator=generator)
@@ -57,7 +59,7 @@ def test_endless_batches_is_endless_and_reproducible_from_the_seed():
     assert all(x.shape == (4, 3) for x in a)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
-    assert not torch.equal(a[0], a[1])                 # one generator, drawn on: fresh batches
+    assert not torch.equal(a[0], a[1])  # one generator, drawn on: fresh batches
 
 
 def test_endless_batches_draws_from_a_given_generator_and_not_the_global_one():
@@ -66,7 +68,9 @@ def test_endless_batches_draws_from_a_given_generator_and_not_the_global_one():
     first = next(data.endless_batches(_sample, 4, seed=g))
     assert torch.equal(torch.get_rng_state(), before)
     assert torch.equal(first, next(data.endless_batches(_sample, 4, seed=1)))
-    assert not torch.equal(next(data.endless_batches(_sample, 4, seed=g)), first)   # g moved on
+    assert not torch.equal(
+        next(data.endless_batches(_sample, 4, seed=g)), first
+    )  # g moved on
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
@@ -77,12 +81,13 @@ def test_endless_batches_rejects_bad_batch_sizes(batch_size):
 
 # --- random_chunks --------------------------------------------------------------------------------
 
+
 def test_random_chunks_are_windows_and_their_next_tokens():
     ids = torch.arange(50)
     x, y = next(data.random_chunks(ids, batch_size=6, block_size=8))
     assert x.shape == y.shape == (6, 8) and x.dtype == torch.long
-    assert torch.equal(y, x + 1)                                   # y[b, t] is the id after x[b, t]
-    assert torch.equal(x[:, 1:], x[:, :-1] + 1)                    # contiguous windows
+    assert torch.equal(y, x + 1)  # y[b, t] is the id after x[b, t]
+    assert torch.equal(x[:, 1:], x[:, :-1] + 1)  # contiguous windows
     assert x.min() >= 0 and y.max() <= 49
 
 
@@ -98,7 +103,7 @@ def test_random_chunks_are_reproducible_and_seeded():
 def test_random_chunks_reach_the_last_token():
     ids = torch.arange(6)
     seen = torch.cat([y for _, y in itertools.islice(data.random_chunks(ids, 8, 5), 4)])
-    assert seen.max() == 5 and seen.min() == 1                       # the only two windows
+    assert seen.max() == 5 and seen.min() == 1  # the only two windows
 
 
 def test_random_chunks_rejects_bad_arguments():

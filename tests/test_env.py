@@ -33,10 +33,14 @@ def test_make_generator_from_an_int_is_fresh_and_seeded():
     a, b = env.make_generator(5), env.make_generator(5)
     assert a is not b
     assert torch.equal(torch.randn(4, generator=a), torch.randn(4, generator=b))
-    assert not torch.equal(torch.randn(4, generator=env.make_generator(6)),
-                           torch.randn(4, generator=env.make_generator(5)))
-    assert torch.equal(torch.randn(3, generator=env.make_generator()),
-                       torch.randn(3, generator=torch.Generator().manual_seed(0)))   # default seed 0
+    assert not torch.equal(
+        torch.randn(4, generator=env.make_generator(6)),
+        torch.randn(4, generator=env.make_generator(5)),
+    )
+    assert torch.equal(
+        torch.randn(3, generator=env.make_generator()),
+        torch.randn(3, generator=torch.Generator().manual_seed(0)),
+    )  # default seed 0
 
 
 def test_make_generator_passes_a_generator_through():
@@ -74,7 +78,7 @@ def test_limit_threads(monkeypatch):
         monkeypatch.setenv("COURSE_THREADS", "3")
         assert env.limit_threads() == 3 and torch.get_num_threads() == 3
         monkeypatch.delenv("COURSE_THREADS")
-        assert env.limit_threads() == 2                  # the course's laptop budget
+        assert env.limit_threads() == 2  # the course's laptop budget
         with pytest.raises(ValueError, match="n must be"):
             env.limit_threads(0)
         with pytest.raises(ValueError, match="n must be"):

@@ -7,17 +7,20 @@ import transformers
 from utils.attention import record_attention
 from utils.gpt import GPT, CausalSelfAttention, GPTClassifier, GPTConfig, KVCache
 
-CONFIGS = [dict(vocab_size=97, n_positions=32, n_embd=48, n_layer=2, n_head=4),
-           dict(vocab_size=300, n_positions=20, n_embd=64, n_layer=3, n_head=2),
-           dict(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=1)]
+CONFIGS = [
+    dict(vocab_size=97, n_positions=32, n_embd=48, n_layer=2, n_head=4),
+    dict(vocab_size=300, n_positions=20, n_embd=64, n_layer=3, n_head=2),
+    dict(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=1),
+]
 
 
 def hf_gpt2(seed=0, **config):
     torch.manual_seed(seed)
-    hf_config = transformers.GPT2Config(**config, attn_implementation="eager",
-                                        bos_token_id=None, eos_token_id=None)
+    hf_config = transformers.GPT2Config(
+        **config, attn_implementation="eager", bos_token_id=None, eos_token_id=None
+    )
     model = transformers.GPT2LMHeadModel(hf_config).eval()
-    with torch.no_grad():                    # larger random weights than the init: a sharper test
+    with torch.no_grad():  # larger random weights than the init: a sharper test
         for name, p in model.named_parameters():
             p.normal_(0.0, 0.3 if "ln" not in name else 1.0)
     return model
@@ -32,7 +35,10 @@ def _gpt(seed=0, **config):
 def test_logits_equal_hf_gpt2(config):
     hf = hf_gpt2(**config)
     ours = GPT.from_hf(hf).eval()
-    assert (ours.config.num_layers, ours.config.num_heads) == (config["n_layer"], config["n_head"])
+    assert (ours.config.num_layers, ours.config.num_heads) == (
+        config["n_layer"],
+        config["n_head"],
+    )
     idx = torch.randint(config["vocab_size"], (3, config["n_positions"]))
     with torch.no_grad():
         expected = hf(idx).logits
@@ -53,48 +59,80 @@ def test_from_hf_copies_and_leaves_the_global_random_state_alone():
     ours = GPT.from_hf(hf)
     assert torch.equal(torch.get_rng_state(), before)
     assert ours.lm_head.weight is ours.transformer.wte.weight
-    assert torch.equal(ours.transformer.h[0].attn.c_attn.weight, hf.transformer.h[0].attn.c_attn.weight.t())
+    assert torch.equal(
+        ours.transformer.h[0].attn.c_attn.weight,
+        hf.transformer.h[0].attn.c_attn.weight.t(),
+    )
     with torch.no_grad():
-        hf.transformer.wte.weight.add_(1.0)                 # a copy, not shared storage
+        hf.transformer.wte.weight.add_(1.0)  # a copy, not shared storage
     assert not torch.equal(ours.transformer.wte.weight, hf.transformer.wte.weight)
     assert GPT.from_hf(hf.double()).transformer.wte.weight.dtype == torch.float64
 
 
-@pytest.mark.xfail(strict=True, reason="utils bug: from_hf copies float64 weights through a float32 model")
 def test_from_hf_copies_float64_weights_exactly():
     hf = hf_gpt2(vocab_size=20, n_positions=8, n_embd=8, n_layer=1, n_head=2).double()
     with torch.no_grad():
         for p in hf.parameters():
-            p.add_(1e-9 * torch.randn_like(p))        # values a float32 cannot hold
+            p.add_(1e-9 * torch.randn_like(p))  # values a float32 cannot hold
     ours = GPT.from_hf(hf)
     assert torch.equal(ours.transformer.wte.weight, hf.transformer.wte.weight)
-    assert torch.equal(ours.transformer.h[0].mlp.c_fc.weight, hf.transformer.h[0].mlp.c_fc.weight.t())
+    assert torch.equal(
+        ours.transformer.h[0].mlp.c_fc.weight, hf.transformer.h[0].mlp.c_fc.weight.t()
+    )
 
 
 def test_lm_head_is_tied_and_hf_conversion_checks_type():
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, num_layers=1, num_heads=2, d_model=8))
+    model = GPT(
+        GPTConfig(vocab_size=11, block_size=8, num_layers=1, num_heads=2, d_model=8)
+    )
     assert model.lm_head.weight is model.transformer.wte.weight
     with pytest.raises(ValueError, match="GPT2LMHeadModel"):
         GPT.from_hf(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="GPT2LMHeadModel"):
-        GPT.from_hf(transformers.GPT2Model(transformers.GPT2Config(vocab_size=20, n_positions=8, n_embd=8,
-                                                                   n_layer=1, n_head=2)))
+        GPT.from_hf(
+            transformers.GPT2Model(
+                transformers.GPT2Config(
+                    vocab_size=20, n_positions=8, n_embd=8, n_layer=1, n_head=2
+                )
+            )
+        )
 
 
 def test_from_hf_rejects_an_untied_lm_head():
-    config = transformers.GPT2Config(vocab_size=20, n_positions=8, n_embd=8, n_layer=1, n_head=2,
-                                     tie_word_embeddings=False, bos_token_id=None, eos_token_id=None)
+    config = transformers.GPT2Config(
+        vocab_size=20,
+        n_positions=8,
+        n_embd=8,
+        n_layer=1,
+        n_head=2,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     with pytest.raises(ValueError, match="tie_word_embeddings=True"):
         GPT.from_hf(transformers.GPT2LMHeadModel(config))
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(n_inner=24), "n_inner"),
-                                           (dict(activation_function="relu"), "activation_function"),
-                                           (dict(layer_norm_epsilon=1e-6), "layer_norm_epsilon"),
-                                           (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_inner=24), "n_inner"),
+        (dict(activation_function="relu"), "activation_function"),
+        (dict(layer_norm_epsilon=1e-6), "layer_norm_epsilon"),
+        (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn"),
+    ],
+)
 def test_from_hf_rejects_non_standard_gpt2s(kwargs, match):
-    config = transformers.GPT2Config(vocab_size=20, n_positions=8, n_embd=8, n_layer=1, n_head=2,
-                                     bos_token_id=None, eos_token_id=None, **kwargs)
+    config = transformers.GPT2Config(
+        vocab_size=20,
+        n_positions=8,
+        n_embd=8,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=None,
+        eos_token_id=None,
+        **kwargs,
+    )
     with pytest.raises(ValueError, match=match):
         GPT.from_hf(transformers.GPT2LMHeadModel(config))
 
@@ -102,27 +140,46 @@ def test_from_hf_rejects_non_standard_gpt2s(kwargs, match):
 @pytest.mark.parametrize("prompt_len, new_tokens", [(1, 30), (5, 40), (12, 3)])
 def test_greedy_generation_same_with_and_without_cache(prompt_len, new_tokens):
     # block_size 16: the (5, 40) case runs past the block size, where the window slides
-    model = GPT.from_hf(hf_gpt2(seed=1, vocab_size=23, n_positions=16, n_embd=32, n_layer=2, n_head=4)).eval()
-    prompt = torch.randint(23, (2, prompt_len), generator=torch.Generator().manual_seed(0))
+    model = GPT.from_hf(
+        hf_gpt2(seed=1, vocab_size=23, n_positions=16, n_embd=32, n_layer=2, n_head=4)
+    ).eval()
+    prompt = torch.randint(
+        23, (2, prompt_len), generator=torch.Generator().manual_seed(0)
+    )
     cached = model.generate(prompt, new_tokens, top_k=1, use_cache=True)
     uncached = model.generate(prompt, new_tokens, top_k=1, use_cache=False)
     assert cached.shape == (2, prompt_len + new_tokens)
     assert torch.equal(cached[:, :prompt_len], prompt)
     assert torch.equal(cached, uncached)
     # and greedy really is the argmax of the full forward pass
-    logits, _ = model(uncached[:, -17:-1])              # the last block_size=16 tokens
+    logits, _ = model(uncached[:, -17:-1])  # the last block_size=16 tokens
     assert torch.equal(logits[:, -1].argmax(-1), uncached[:, -1])
 
 
 def test_sampling_is_reproducible_and_top_k_restricts():
-    model = _gpt(vocab_size=30, block_size=32, num_layers=1, num_heads=2, d_model=16).eval()
+    model = _gpt(
+        vocab_size=30, block_size=32, num_layers=1, num_heads=2, d_model=16
+    ).eval()
     prompt = torch.zeros(1, 3, dtype=torch.long)
     a = model.generate(prompt, 20, temperature=1.5, seed=3)
     b = model.generate(prompt, 20, temperature=1.5, use_cache=False, seed=3)
-    c = model.generate(prompt, 20, temperature=1.5, seed=torch.Generator().manual_seed(3))
+    c = model.generate(
+        prompt, 20, temperature=1.5, seed=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(a, b) and torch.equal(a, c)
-    assert torch.equal(model.generate(prompt, 20, temperature=1.5), model.generate(prompt, 20, temperature=1.5, seed=0))
-    assert len({tuple(model.generate(prompt, 20, temperature=1.5, seed=s)[0].tolist()) for s in range(4)}) > 1
+    assert torch.equal(
+        model.generate(prompt, 20, temperature=1.5),
+        model.generate(prompt, 20, temperature=1.5, seed=0),
+    )
+    assert (
+        len(
+            {
+                tuple(model.generate(prompt, 20, temperature=1.5, seed=s)[0].tolist())
+                for s in range(4)
+            }
+        )
+        > 1
+    )
     logits, _ = model(prompt)
     top2 = set(logits[0, -1].topk(2).indices.tolist())
     for seed in range(5):
@@ -132,14 +189,18 @@ def test_sampling_is_reproducible_and_top_k_restricts():
 
 
 def test_generate_leaves_the_global_random_state_alone():
-    model = _gpt(vocab_size=30, block_size=16, num_layers=1, num_heads=2, d_model=16).eval()
+    model = _gpt(
+        vocab_size=30, block_size=16, num_layers=1, num_heads=2, d_model=16
+    ).eval()
     before = torch.get_rng_state()
     model.generate(torch.zeros(1, 2, dtype=torch.long), 5, seed=1)
     assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_causal_future_tokens_do_not_change_earlier_logits():
-    model = _gpt(vocab_size=40, block_size=24, num_layers=2, num_heads=4, d_model=32).eval()
+    model = _gpt(
+        vocab_size=40, block_size=24, num_layers=2, num_heads=4, d_model=32
+    ).eval()
     idx = torch.randint(40, (2, 24))
     changed = idx.clone()
     changed[:, 15:] = torch.randint(40, (2, 9))
@@ -147,13 +208,16 @@ def test_causal_future_tokens_do_not_change_earlier_logits():
         a, _ = model(idx)
         b, _ = model(changed)
     assert torch.allclose(a[:, :15], b[:, :15], atol=1e-6)
-    assert not torch.allclose(a[:, 15:], b[:, 15:], atol=1e-3)   # the test can fail: later ones do change
+    assert not torch.allclose(
+        a[:, 15:], b[:, 15:], atol=1e-3
+    )  # the test can fail: later ones do change
 
 
 # --- the attention layer, its cache and record_attention ---------------------------------------------
 
+
 def _with_large_weights(model):
-    with torch.no_grad():                     # sharper attention than the 0.02 init: a stronger test
+    with torch.no_grad():  # sharper attention than the 0.02 init: a stronger test
         for name, p in model.named_parameters():
             if name.endswith("c_attn.weight"):
                 p.normal_(0.0, 0.5)
@@ -161,13 +225,17 @@ def _with_large_weights(model):
 
 
 def test_causal_self_attention_returns_weights_only_when_asked_and_both_paths_agree():
-    config = GPTConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=16)
+    config = GPTConfig(
+        vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=16
+    )
     torch.manual_seed(0)
     attn = _with_large_weights(CausalSelfAttention(config))
     x = torch.randn(2, 6, 16, requires_grad=True)
     fast, none = attn(x)
     explicit, weights = attn(x, need_weights=True)
-    assert none is None and weights.shape == (2, 2, 6, 6) and (weights.triu(1) == 0).all()
+    assert (
+        none is None and weights.shape == (2, 2, 6, 6) and (weights.triu(1) == 0).all()
+    )
     torch.testing.assert_close(fast, explicit, atol=1e-5, rtol=0)
     g_fast = torch.autograd.grad(fast.pow(2).sum(), [x, *attn.parameters()])
     g_explicit = torch.autograd.grad(explicit.pow(2).sum(), [x, *attn.parameters()])
@@ -177,28 +245,42 @@ def test_causal_self_attention_returns_weights_only_when_asked_and_both_paths_ag
 
 @pytest.mark.parametrize("need_weights", [False, True])
 def test_kv_cache_one_token_at_a_time_equals_the_full_pass(need_weights):
-    config = GPTConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=16)
+    config = GPTConfig(
+        vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=16
+    )
     torch.manual_seed(0)
     attn = _with_large_weights(CausalSelfAttention(config)).eval()
     x = torch.randn(2, 6, 16)
     with torch.no_grad():
         full, full_weights = attn(x, need_weights=True)
         cache = KVCache()
-        first, _ = attn(x[:, :2], cache, need_weights=need_weights)       # a prompt of two tokens
+        first, _ = attn(
+            x[:, :2], cache, need_weights=need_weights
+        )  # a prompt of two tokens
         steps = [first]
         for t in range(2, 6):
-            y, weights = attn(x[:, t:t + 1], cache, need_weights=need_weights)
+            y, weights = attn(x[:, t : t + 1], cache, need_weights=need_weights)
             steps.append(y)
             if need_weights:
-                torch.testing.assert_close(weights[..., 0, :], full_weights[..., t, : t + 1], atol=1e-5, rtol=0)
+                torch.testing.assert_close(
+                    weights[..., 0, :], full_weights[..., t, : t + 1], atol=1e-5, rtol=0
+                )
     assert len(cache) == 6 and cache.k.shape == (2, 2, 6, 8)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_logits_are_the_same_inside_record_attention(train_mode):
-    model = _with_large_weights(_gpt(vocab_size=20, block_size=8, num_layers=2, num_heads=2, d_model=16,
-                                     dropout=0.0)).train(train_mode)
+    model = _with_large_weights(
+        _gpt(
+            vocab_size=20,
+            block_size=8,
+            num_layers=2,
+            num_heads=2,
+            d_model=16,
+            dropout=0.0,
+        )
+    ).train(train_mode)
     idx = torch.randint(20, (3, 8), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         plain, _ = model(idx)
@@ -208,12 +290,16 @@ def test_logits_are_the_same_inside_record_attention(train_mode):
     assert list(maps) == ["transformer.h.0.attn", "transformer.h.1.attn"]
     for weights in maps.values():
         assert weights.shape == (3, 2, 8, 8)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(3, 2, 8), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            weights.sum(-1), torch.ones(3, 2, 8), atol=1e-5, rtol=0
+        )
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 def test_bad_input_raises():
-    model = GPT(GPTConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=8))
+    model = GPT(
+        GPTConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2, d_model=8)
+    )
     with pytest.raises(ValueError, match="block_size=8"):
         model(torch.zeros(1, 9, dtype=torch.long))
     with pytest.raises(ValueError, match="vocab_size=10"):
@@ -243,7 +329,9 @@ def test_bad_input_raises():
         GPTConfig(dropout=1.0)
     with pytest.raises(ValueError, match="bias must be True or False"):
         GPTConfig(bias="yes")
-    with pytest.raises(ValueError, match="num_classes must be an int >= 2, got num_classes=1"):
+    with pytest.raises(
+        ValueError, match="num_classes must be an int >= 2, got num_classes=1"
+    ):
         GPTClassifier(model, 1)
     with pytest.raises(ValueError, match="gpt must be a GPT"):
         GPTClassifier(torch.nn.Linear(2, 2), 3)
@@ -251,7 +339,14 @@ def test_bad_input_raises():
 
 def test_classifier_ignores_right_padding():
     torch.manual_seed(0)
-    clf = GPTClassifier(GPT(GPTConfig(vocab_size=12, block_size=10, num_layers=1, num_heads=2, d_model=8)), 3).eval()
+    clf = GPTClassifier(
+        GPT(
+            GPTConfig(
+                vocab_size=12, block_size=10, num_layers=1, num_heads=2, d_model=8
+            )
+        ),
+        3,
+    ).eval()
     idx = torch.randint(12, (2, 10))
     lengths = torch.tensor([4, 10])
     padded = idx.clone()
@@ -261,7 +356,14 @@ def test_classifier_ignores_right_padding():
 
 
 def test_classifier_rejects_lengths_outside_the_sequence():
-    clf = GPTClassifier(GPT(GPTConfig(vocab_size=12, block_size=10, num_layers=1, num_heads=2, d_model=8)), 3)
+    clf = GPTClassifier(
+        GPT(
+            GPTConfig(
+                vocab_size=12, block_size=10, num_layers=1, num_heads=2, d_model=8
+            )
+        ),
+        3,
+    )
     idx = torch.zeros(2, 5, dtype=torch.long)
     for bad in (torch.tensor([0, 3]), torch.tensor([6, 3]), torch.tensor([3]), [3, 3]):
         with pytest.raises(ValueError, match="lengths must be"):

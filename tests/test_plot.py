@@ -16,16 +16,25 @@ def _close_figures():
 
 def test_heatmap_and_attention_map():
     fig, (a, b) = plt.subplots(1, 2)
-    image = plot.heatmap(a, torch.arange(6.0).reshape(2, 3), xticklabels=list("abc"), yticklabels=list("xy"),
-                         title="t", xlabel="x", ylabel="y")
+    image = plot.heatmap(
+        a,
+        torch.arange(6.0).reshape(2, 3),
+        xticklabels=list("abc"),
+        yticklabels=list("xy"),
+        title="t",
+        xlabel="x",
+        ylabel="y",
+    )
     assert image.get_array().shape == (2, 3)
     assert [t.get_text() for t in a.get_xticklabels()] == list("abc")
     assert a.get_title() == "t" and a.get_xlabel() == "x" and a.get_ylabel() == "y"
-    weights = torch.softmax(torch.randn(3, 3), -1).requires_grad_(True)   # tensors with grad are fine
+    weights = torch.softmax(torch.randn(3, 3), -1).requires_grad_(
+        True
+    )  # tensors with grad are fine
     image = plot.attention_map(b, weights)
     assert b.get_xlabel() == "key" and b.get_ylabel() == "query"
     assert image.get_clim() == (0.0, 1.0)
-    assert len(fig.axes) == 4                                               # two colorbars
+    assert len(fig.axes) == 4  # two colorbars
 
 
 def test_heatmap_without_colorbar_and_with_arrays():
@@ -50,7 +59,9 @@ def test_image_with_an_overlay():
     fig, ax = plt.subplots()
     overlay = torch.full((4, 4), float("nan"))
     overlay[1, 1] = 0.5
-    plot.image(ax, torch.rand(4, 4), title="digit", overlay=overlay, overlay_range=(0.0, 1.0))
+    plot.image(
+        ax, torch.rand(4, 4), title="digit", overlay=overlay, overlay_range=(0.0, 1.0)
+    )
     assert len(ax.images) == 2 and ax.images[1].get_clim() == (0.0, 1.0)
     assert ax.get_title() == "digit" and list(ax.get_xticks()) == []
 
@@ -58,11 +69,13 @@ def test_image_with_an_overlay():
 def test_grid_hides_the_spare_axes():
     fig, axes = plot.grid(5, ncols=3)
     assert len(axes) == 5 and len(fig.axes) == 6 and not fig.axes[5].get_visible()
-    fig, axes = plot.grid(2, ncols=4)                       # fewer panels than columns: one row of 2
+    fig, axes = plot.grid(2, ncols=4)  # fewer panels than columns: one row of 2
     assert len(fig.axes) == 2
 
 
 def test_use_course_style(monkeypatch):
-    monkeypatch.setattr(plt, "rcParams", plt.rcParams.copy())    # leave the global style as it was
+    monkeypatch.setattr(
+        plt, "rcParams", plt.rcParams.copy()
+    )  # leave the global style as it was
     plot.use_course_style()
     assert plt.rcParams["image.cmap"] == plot.CMAP and plt.rcParams["figure.dpi"] == 100

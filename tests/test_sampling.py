@@ -18,7 +18,9 @@ def test_returns_one_id_per_row():
 
 
 def test_a_tiny_temperature_is_greedy_without_nan():
-    logits = 100 * torch.randn(4, 50, generator=_generator(2))      # large logits: exp would overflow
+    logits = 100 * torch.randn(
+        4, 50, generator=_generator(2)
+    )  # large logits: exp would overflow
     for seed in range(5):
         ids = sample_next(logits, _generator(seed), temperature=1e-8)
         assert torch.equal(ids[:, 0], logits.argmax(-1))
@@ -27,33 +29,48 @@ def test_a_tiny_temperature_is_greedy_without_nan():
 def test_top_k_one_is_the_argmax():
     logits = torch.randn(6, 20, generator=_generator(3))
     for seed in range(5):
-        assert torch.equal(sample_next(logits, _generator(seed), temperature=10.0, top_k=1)[:, 0],
-                           logits.argmax(-1))
+        assert torch.equal(
+            sample_next(logits, _generator(seed), temperature=10.0, top_k=1)[:, 0],
+            logits.argmax(-1),
+        )
 
 
 def test_top_k_draws_only_from_the_k_most_likely():
     logits = torch.randn(1, 20, generator=_generator(4)).repeat(400, 1)
     ids = sample_next(logits, _generator(), temperature=5.0, top_k=3)
     allowed = set(logits[0].topk(3).indices.tolist())
-    assert set(ids[:, 0].tolist()) == allowed                          # all three, and nothing else
-    every = sample_next(logits, _generator(), temperature=5.0, top_k=20)   # k = V: no restriction
+    assert set(ids[:, 0].tolist()) == allowed  # all three, and nothing else
+    every = sample_next(
+        logits, _generator(), temperature=5.0, top_k=20
+    )  # k = V: no restriction
     assert len(set(every[:, 0].tolist())) > 3
-    assert sample_next(logits[:1], _generator(), top_k=50).shape == (1, 1)   # k > V is fine
+    assert sample_next(logits[:1], _generator(), top_k=50).shape == (
+        1,
+        1,
+    )  # k > V is fine
 
 
 def test_frequencies_follow_the_softmax():
     probs = torch.tensor([0.1, 0.2, 0.7])
     logits = probs.log().repeat(20_000, 1)
     ids = sample_next(logits, _generator(5))[:, 0]
-    torch.testing.assert_close(torch.bincount(ids, minlength=3) / 20_000, probs, atol=0.015, rtol=0)
-    hot = sample_next(logits, _generator(5), temperature=0.5)[:, 0]    # sharper: p² normalised
-    sharp = probs ** 2 / (probs ** 2).sum()
-    torch.testing.assert_close(torch.bincount(hot, minlength=3) / 20_000, sharp, atol=0.015, rtol=0)
+    torch.testing.assert_close(
+        torch.bincount(ids, minlength=3) / 20_000, probs, atol=0.015, rtol=0
+    )
+    hot = sample_next(logits, _generator(5), temperature=0.5)[
+        :, 0
+    ]  # sharper: p² normalised
+    sharp = probs**2 / (probs**2).sum()
+    torch.testing.assert_close(
+        torch.bincount(hot, minlength=3) / 20_000, sharp, atol=0.015, rtol=0
+    )
 
 
 def test_same_generator_seed_same_draws():
     logits = torch.randn(8, 30, generator=_generator(6))
-    assert torch.equal(sample_next(logits, _generator(9)), sample_next(logits, _generator(9)))
+    assert torch.equal(
+        sample_next(logits, _generator(9)), sample_next(logits, _generator(9))
+    )
 
 
 def test_does_not_touch_the_global_random_state():
@@ -63,16 +80,22 @@ def test_does_not_touch_the_global_random_state():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(logits=torch.randn(5)), r"logits must have shape \(B, V\)"),
-    (dict(logits=torch.zeros(2, 5, dtype=torch.long)), "logits must be a floating-point tensor"),
-    (dict(generator=None), "generator must be a torch.Generator"),
-    (dict(generator=0), "generator must be a torch.Generator"),
-    (dict(temperature=0), "temperature"),
-    (dict(temperature=-1.0), "temperature"),
-    (dict(top_k=0), "top_k must be a positive int"),
-    (dict(top_k=2.0), "top_k must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(logits=torch.randn(5)), r"logits must have shape \(B, V\)"),
+        (
+            dict(logits=torch.zeros(2, 5, dtype=torch.long)),
+            "logits must be a floating-point tensor",
+        ),
+        (dict(generator=None), "generator must be a torch.Generator"),
+        (dict(generator=0), "generator must be a torch.Generator"),
+        (dict(temperature=0), "temperature"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(top_k=0), "top_k must be a positive int"),
+        (dict(top_k=2.0), "top_k must be a positive int"),
+    ],
+)
 def test_rejects_bad_arguments(kwargs, match):
     arguments = dict(logits=torch.randn(2, 5), generator=_generator()) | kwargs
     with pytest.raises(ValueError, match=match):

@@ -18,14 +18,19 @@ def test_show_source_of_a_class_a_method_and_a_module():
     assert "def train(" in source.show_source(train).data
     assert source.show_source(train).data.startswith("```python\n# utils.train\n")
     method = source.show_source(RNN.forward).data
-    assert method.startswith("```python\n# utils.rnn.RNN.forward\n") and "def forward" in method
-    bound = source.show_source(RNN(2, 3).forward).data                   # a bound method too
+    assert (
+        method.startswith("```python\n# utils.rnn.RNN.forward\n")
+        and "def forward" in method
+    )
+    bound = source.show_source(RNN(2, 3).forward).data  # a bound method too
     assert "def forward" in bound
 
 
 def test_show_source_of_a_decorated_function_shows_its_own_code():
-    text = source.show_source(softmax_statistics).data                    # wrapped by functools.lru_cache
-    assert text.startswith("```python\n# utils.experiments.softmax_scaling.softmax_statistics\n")
+    text = source.show_source(softmax_statistics).data  # wrapped by functools.lru_cache
+    assert text.startswith(
+        "```python\n# utils.experiments.softmax_scaling.softmax_statistics\n"
+    )
     assert "def softmax_statistics(" in text
 
 

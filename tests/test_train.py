@@ -24,12 +24,17 @@ def _mse(model, batch):
 
 # --- the loop ----------------------------------------------------------------------------------
 
+
 def test_train_reduces_the_loss_and_records_history():
     torch.manual_seed(0)
     model = nn.Linear(2, 1)
-    history = train.train(model, _regression_batches(), _mse,
-                          train.TrainConfig(steps=200, lr=0.05, log_every=20, eval_every=50),
-                          evaluate=lambda m: _mse(m, next(_regression_batches(1))))
+    history = train.train(
+        model,
+        _regression_batches(),
+        _mse,
+        train.TrainConfig(steps=200, lr=0.05, log_every=20, eval_every=50),
+        evaluate=lambda m: _mse(m, next(_regression_batches(1))),
+    )
     assert history.steps_done == 200
     assert history.step == list(range(20, 201, 20))
     assert history.eval_step == [50, 100, 150, 200]
@@ -44,7 +49,11 @@ def test_train_is_deterministic_given_the_seed():
     for _ in range(2):
         torch.manual_seed(0)
         model = nn.Linear(2, 1)
-        losses.append(train.train(model, _regression_batches(), _mse, train.TrainConfig(steps=30)).loss)
+        losses.append(
+            train.train(
+                model, _regression_batches(), _mse, train.TrainConfig(steps=30)
+            ).loss
+        )
     assert losses[0] == losses[1]
 
 
@@ -55,16 +64,25 @@ def test_evaluate_runs_in_eval_mode_without_gradients():
         seen.append((model.training, torch.is_grad_enabled()))
         return 0.0
 
-    train.train(nn.Linear(2, 1), _regression_batches(), _mse, train.TrainConfig(steps=4, eval_every=2),
-                evaluate=evaluate)
+    train.train(
+        nn.Linear(2, 1),
+        _regression_batches(),
+        _mse,
+        train.TrainConfig(steps=4, eval_every=2),
+        evaluate=evaluate,
+    )
     assert seen == [(False, False), (False, False)]
 
 
 def test_train_stops_on_a_non_finite_loss():
     model = nn.Linear(2, 1)
     with pytest.raises(FloatingPointError, match="step 1"):
-        train.train(model, _regression_batches(), lambda m, b: m(b[0]).sum() * float("nan"),
-                    train.TrainConfig(steps=5))
+        train.train(
+            model,
+            _regression_batches(),
+            lambda m, b: m(b[0]).sum() * float("nan"),
+            train.TrainConfig(steps=5),
+        )
 
 
 def test_train_raises_when_the_batches_run_out():
@@ -74,8 +92,12 @@ def test_train_raises_when_the_batches_run_out():
 
 
 def test_train_stops_at_max_seconds():
-    history = train.train(nn.Linear(2, 1), _regression_batches(), _mse,
-                          train.TrainConfig(steps=10_000, max_seconds=1e-9))
+    history = train.train(
+        nn.Linear(2, 1),
+        _regression_batches(),
+        _mse,
+        train.TrainConfig(steps=10_000, max_seconds=1e-9),
+    )
     assert history.steps_done == 1
 
 
@@ -84,15 +106,24 @@ def test_train_rejects_a_bad_config_or_batches():
     with pytest.raises(ValueError, match="config must be a TrainConfig, got dict"):
         train.train(model, _regression_batches(), _mse, {"steps": 3})
     with pytest.raises(ValueError, match="batches must be an iterator"):
-        train.train(model, [next(_regression_batches())], _mse)          # a list, not an iterator
+        train.train(
+            model, [next(_regression_batches())], _mse
+        )  # a list, not an iterator
 
 
-@pytest.mark.parametrize("kwargs, name", [({"steps": 0}, "steps"), ({"lr": 0}, "lr"),
-                                          ({"grad_clip": -1.0}, "grad_clip"),
-                                          ({"max_seconds": 0}, "max_seconds"),
-                                          ({"weight_decay": -0.1}, "weight_decay"),
-                                          ({"eval_every": 0}, "eval_every"), ({"log_every": 1.5}, "log_every"),
-                                          ({"steps": True}, "steps")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"steps": 0}, "steps"),
+        ({"lr": 0}, "lr"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"max_seconds": 0}, "max_seconds"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"log_every": 1.5}, "log_every"),
+        ({"steps": True}, "steps"),
+    ],
+)
 def test_train_config_rejects_bad_values(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train.TrainConfig(**kwargs)
@@ -100,13 +131,18 @@ def test_train_config_rejects_bad_values(kwargs, name):
 
 # --- losses and accuracy ----------------------------------------------------------------------------
 
+
 def test_cross_entropy_equals_pytorch_for_classes_and_tokens():
     torch.manual_seed(0)
     logits, targets = torch.randn(5, 7), torch.randint(7, (5,))
-    torch.testing.assert_close(train.cross_entropy(logits, targets), F.cross_entropy(logits, targets))
+    torch.testing.assert_close(
+        train.cross_entropy(logits, targets), F.cross_entropy(logits, targets)
+    )
     logits, targets = torch.randn(2, 4, 7), torch.randint(7, (2, 4))
-    torch.testing.assert_close(train.cross_entropy(logits, targets),
-                               F.cross_entropy(logits.reshape(8, 7), targets.reshape(8)))
+    torch.testing.assert_close(
+        train.cross_entropy(logits, targets),
+        F.cross_entropy(logits.reshape(8, 7), targets.reshape(8)),
+    )
 
 
 def test_cross_entropy_leaves_out_ignored_targets():
@@ -115,32 +151,44 @@ def test_cross_entropy_leaves_out_ignored_targets():
     padded = targets.clone()
     padded[1, 2:] = 0
     expected = F.cross_entropy(logits[padded != 0], targets[padded != 0])
-    torch.testing.assert_close(train.cross_entropy(logits, padded, ignore_index=0), expected)
+    torch.testing.assert_close(
+        train.cross_entropy(logits, padded, ignore_index=0), expected
+    )
 
 
 def test_cross_entropy_rejects_mismatched_targets():
     with pytest.raises(ValueError, match="targets must be long ids"):
-        train.cross_entropy(torch.randn(2, 4, 7), torch.zeros(2, 4))            # float targets
+        train.cross_entropy(torch.randn(2, 4, 7), torch.zeros(2, 4))  # float targets
     with pytest.raises(ValueError, match=r"\(2, 4\), got \(2, 5\)"):
         train.cross_entropy(torch.randn(2, 4, 7), torch.zeros(2, 5, dtype=torch.long))
 
 
 def test_accuracy():
-    logits = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])   # predicts 1, 0, 0, 1
+    logits = torch.tensor(
+        [[[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]]
+    )  # predicts 1, 0, 0, 1
     targets = torch.tensor([[1, 0, 1, 0]])
     assert train.accuracy(logits, targets) == 0.5
-    assert train.accuracy(logits, torch.tensor([[1, 0, -100, -100]])) == 1.0   # ignored positions
-    assert train.accuracy(logits[0], torch.tensor([1, 1, 0, 1]), ignore_index=0) == pytest.approx(2 / 3)
+    assert (
+        train.accuracy(logits, torch.tensor([[1, 0, -100, -100]])) == 1.0
+    )  # ignored positions
+    assert train.accuracy(
+        logits[0], torch.tensor([1, 1, 0, 1]), ignore_index=0
+    ) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match=r"targets must have shape \(1, 4\)"):
         train.accuracy(logits, targets[:, :3])
 
 
 # --- parameter counts ---------------------------------------------------------------------------------
 
+
 def test_count_parameters_by_kind():
     layer = nn.Linear(3, 4)
     assert train.count_parameters(layer) == 16
-    assert train.count_parameters(layer, "weight") == 12 and train.count_parameters(layer, "bias") == 4
+    assert (
+        train.count_parameters(layer, "weight") == 12
+        and train.count_parameters(layer, "bias") == 4
+    )
     with pytest.raises(ValueError, match="kind must be one of"):
         train.count_parameters(layer, "gates")
 
@@ -153,6 +201,6 @@ def test_count_parameters_counts_tied_weights_once():
 
 
 def test_count_parameters_by_kind_inside_a_wrapping_module():
-    wrapped = nn.Sequential(LSTM(3, 4))                  # names like "0.weight_ih_l0"
+    wrapped = nn.Sequential(LSTM(3, 4))  # names like "0.weight_ih_l0"
     assert train.count_parameters(wrapped, "weight") == 4 * 4 * (3 + 4)
     assert train.count_parameters(wrapped, "bias") == 2 * 4 * 4

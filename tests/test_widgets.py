@@ -21,8 +21,11 @@ def _draw(fig, size, flip):
 
 
 def _experiment(draw=_draw):
-    return Experiment(draw, size=widgets.IntSlider(value=2, min=2, max=5),
-                      flip=widgets.Dropdown(options=[("no", False), ("yes", True)], value=False))
+    return Experiment(
+        draw,
+        size=widgets.IntSlider(value=2, min=2, max=5),
+        flip=widgets.Dropdown(options=[("no", False), ("yes", True)], value=False),
+    )
 
 
 def test_experiment_widget_draws_the_initial_setting_and_redraws():
@@ -36,14 +39,18 @@ def test_experiment_widget_draws_the_initial_setting_and_redraws():
     box = experiment.widget()
     controls, output = box.children
     assert [c.description for c in controls.children] == ["size", "flip"]
-    assert all(not c.continuous_update for c in controls.children if hasattr(c, "continuous_update"))
+    assert all(
+        not c.continuous_update
+        for c in controls.children
+        if hasattr(c, "continuous_update")
+    )
     assert calls == [(2, False)] and experiment.last_draw_seconds is not None
-    experiment.controls["size"].value = 3               # a change redraws with the new value
+    experiment.controls["size"].value = 3  # a change redraws with the new value
     assert calls == [(2, False), (3, False)]
     experiment.controls["flip"].value = True
     assert calls == [(2, False), (3, False), (3, True)]
     assert experiment.setting() == {"size": 3, "flip": True}
-    assert plt.get_fignums() == []                      # every drawn figure was closed after display
+    assert plt.get_fignums() == []  # every drawn figure was closed after display
 
 
 def test_experiment_figure_draws_one_setting():
@@ -57,7 +64,9 @@ def test_experiment_figure_draws_one_setting():
 def test_experiment_figure_closes_the_figure_when_the_callback_fails():
     experiment = _experiment()
     before = plt.get_fignums()
-    with pytest.raises(ValueError, match="size 4"):      # the callback's own check reaches the caller
+    with pytest.raises(
+        ValueError, match="size 4"
+    ):  # the callback's own check reaches the caller
         experiment.figure(size=4)
     assert plt.get_fignums() == before
 
@@ -68,33 +77,46 @@ def test_experiment_sweep_draws_one_panel_per_value():
     assert [s.get_suptitle() for s in fig.subfigs] == ["flip = False", "flip = True"]
     fig = experiment.sweep("size", values=[2, 3, 5], ncols=2)
     assert len([s for s in fig.subfigs if s.axes]) == 3
-    fig = experiment.sweep("size", values=[2, 3], flip=True)   # the other controls can be fixed
-    assert [list(s.axes[0].get_lines()[0].get_ydata()) for s in fig.subfigs] == [[1, 0], [2, 1, 0]]
+    fig = experiment.sweep(
+        "size", values=[2, 3], flip=True
+    )  # the other controls can be fixed
+    assert [list(s.axes[0].get_lines()[0].get_ydata()) for s in fig.subfigs] == [
+        [1, 0],
+        [2, 1, 0],
+    ]
 
 
 def test_sweep_over_a_slider_never_exceeds_its_max():
     seen = []
-    experiment = Experiment(lambda fig, n: seen.append(n), n=widgets.IntSlider(value=0, min=0, max=10, step=3))
+    experiment = Experiment(
+        lambda fig, n: seen.append(n),
+        n=widgets.IntSlider(value=0, min=0, max=10, step=3),
+    )
     experiment.sweep("n")
     assert seen == [0, 3, 6, 9]
 
 
-@pytest.mark.parametrize("control, values", [
-    (widgets.IntSlider(min=0, max=10, step=3), [0, 3, 6, 9]),
-    (widgets.IntSlider(min=2, max=5), [2, 3, 4, 5]),
-    (widgets.FloatSlider(min=0.0, max=1.0, step=0.25), [0.0, 0.25, 0.5, 0.75, 1.0]),
-    (widgets.Dropdown(options=[("no", False), ("yes", True)]), [False, True]),
-    (widgets.Dropdown(options={"a": 1, "b": 2}), [1, 2]),
-    (widgets.ToggleButtons(options=["x", "y"]), ["x", "y"]),
-    (widgets.Checkbox(), [False, True]),
-])
+@pytest.mark.parametrize(
+    "control, values",
+    [
+        (widgets.IntSlider(min=0, max=10, step=3), [0, 3, 6, 9]),
+        (widgets.IntSlider(min=2, max=5), [2, 3, 4, 5]),
+        (widgets.FloatSlider(min=0.0, max=1.0, step=0.25), [0.0, 0.25, 0.5, 0.75, 1.0]),
+        (widgets.Dropdown(options=[("no", False), ("yes", True)]), [False, True]),
+        (widgets.Dropdown(options={"a": 1, "b": 2}), [1, 2]),
+        (widgets.ToggleButtons(options=["x", "y"]), ["x", "y"]),
+        (widgets.Checkbox(), [False, True]),
+    ],
+)
 def test_sweep_draws_every_value_a_control_allows(control, values):
     assert _swept(control) == pytest.approx(values)
 
 
 def _swept(control):
     seen = []
-    plt.close(Experiment(lambda fig, value: seen.append(value), value=control).sweep("value"))
+    plt.close(
+        Experiment(lambda fig, value: seen.append(value), value=control).sweep("value")
+    )
     return seen
 
 
@@ -122,6 +144,8 @@ def test_experiment_rejects_bad_controls_and_settings():
 def test_experiment_widget_reports_an_invalid_setting_in_its_output():
     experiment = _experiment()
     _, output = experiment.widget().children
-    experiment.controls["size"].value = 4  # the callback rejects it; the widget must not raise
+    experiment.controls[
+        "size"
+    ].value = 4  # the callback rejects it; the widget must not raise
     assert output.outputs[-1]["text"] == "Invalid setting: size 4 is not allowed\n"
-    assert plt.get_fignums() == []         # the half-drawn figure was closed
+    assert plt.get_fignums() == []  # the half-drawn figure was closed

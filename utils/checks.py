@@ -24,7 +24,9 @@ def check_number(name: str, value, low=None, high=None, low_open=False) -> float
         raise ValueError(f"{name} must be a number, got {name}={value!r}")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high) or value != value:
-        bounds = f"{'(' if low_open else '['}{low}, {high}]".replace("None", "inf")
+        lower = "-inf" if low is None else low
+        upper = "inf" if high is None else high
+        bounds = f"{'(' if low_open else '['}{lower}, {upper}]"
         raise ValueError(f"{name} must be in {bounds}, got {name}={value!r}")
     return float(value)
 

@@ -98,12 +98,15 @@ class CausalSelfAttention(nn.Module):
         T_k = k.shape[2]
         p = self.dropout if self.training else 0.0
         if T == T_k:  # no earlier tokens: the plain causal mask
-            y, weights = attend(
-                q, k, v, causal=True, dropout_p=p, need_weights=need_weights
-            )
+            mask, causal = None, True
+        elif T == 1:  # one new token (the KV cache): it may see every key
+            mask, causal = None, False
         else:  # the new tokens are the last T rows of the causal mask
-            mask = causal_mask(T_k, device=x.device)[T_k - T :]  # (T, T_k)
-            y, weights = attend(q, k, v, mask, dropout_p=p, need_weights=need_weights)
+            mask, causal = (
+                causal_mask(T_k, device=x.device)[T_k - T :],
+                False,
+            )  # (T, T_k)
+        y, weights = attend(q, k, v, mask, causal, p, need_weights)
         return self.resid_dropout(self.c_proj(merge_heads(y))), weights  # (B, T, C)
 
 
@@ -281,6 +284,8 @@ class GPT(nn.Module):
         )
         with torch.random.fork_rng():  # the random initial weights are all replaced
             ours = cls(config)
+        first = next(model.parameters())
+        ours = ours.to(dtype=first.dtype, device=first.device)  # no precision lost
         conv1d = (
             "attn.c_attn.weight",
             "attn.c_proj.weight",
@@ -293,8 +298,7 @@ class GPT(nn.Module):
                     continue  # tied to transformer.wte
                 w = theirs[name]
                 p.copy_(w.t() if name.endswith(conv1d) else w)
-        first = next(model.parameters())
-        return ours.to(dtype=first.dtype, device=first.device)
+        return ours
 
 
 class GPTClassifier(nn.Module):

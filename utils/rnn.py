@@ -213,8 +213,9 @@ class _Recurrent(nn.Module):
             batch_first=m.batch_first,
             **kwargs,
         )
+        ours = ours.to(device=m.weight_ih_l0.device, dtype=m.weight_ih_l0.dtype)
         ours.load_state_dict(m.state_dict())
-        return ours.to(device=m.weight_ih_l0.device, dtype=m.weight_ih_l0.dtype)
+        return ours
 
 
 class RNN(_Recurrent):

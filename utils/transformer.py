@@ -35,12 +35,9 @@ def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
 
     Both use the same angle t / 10000^(2i/d).
     """
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive int, got T={T!r}")
-    if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
-        raise ValueError(
-            f"d_model must be a positive even int, got d_model={d_model!r}"
-        )
+    check_int("T", T)
+    if check_int("d_model", d_model) % 2:
+        raise ValueError(f"d_model must be even (sin, cos), got d_model={d_model}")
     position = torch.arange(T, dtype=torch.float32)[:, None]  # (T, 1)
     i2 = torch.arange(0, d_model, 2)  # 2i
     frequency = torch.exp(-math.log(10000.0) * i2 / d_model)  # (d/2,)

@@ -33,8 +33,10 @@ def test_neighbour_task_targets_and_offsets():
     profile = attention_by_offset(weights)
     torch.testing.assert_close(profile.sum(-1), torch.ones(3), atol=ATOL, rtol=0)
     left = torch.zeros(1, 1, 5, 5)
-    left[0, 0, torch.arange(5), (torch.arange(5) - 1) % 5] = 1.0   # every query looks one to the left
-    assert attention_by_offset(left)[0, 4] == 1.0                    # offset -1 is stored at T - 1
+    left[0, 0, torch.arange(5), (torch.arange(5) - 1) % 5] = (
+        1.0  # every query looks one to the left
+    )
+    assert attention_by_offset(left)[0, 4] == 1.0  # offset -1 is stored at T - 1
     with pytest.raises(ValueError, match="seq_len must be an int >= 3, got seq_len=2"):
         NeighbourTaskConfig(seq_len=2)
     with pytest.raises(ValueError, match="d_model=10 is not divisible by num_heads=3"):
@@ -64,7 +66,10 @@ def test_model_returns_weights_only_when_asked():
     assert w.shape == (3, 2, 5, 5)
     torch.testing.assert_close(explicit, logits, atol=ATOL, rtol=0)
     torch.testing.assert_close(w.sum(-1), torch.ones(3, 2, 5), atol=ATOL, rtol=0)
-    assert neighbour_loss(model, (x, y)).ndim == 0 and 0.0 <= neighbour_accuracy(model, (x, y)) <= 1.0
+    assert (
+        neighbour_loss(model, (x, y)).ndim == 0
+        and 0.0 <= neighbour_accuracy(model, (x, y)) <= 1.0
+    )
     with pytest.raises(ValueError, match="exceeds the model's seq_len=5"):
         model(torch.zeros(1, 6, dtype=torch.long))
     with pytest.raises(ValueError, match="head must be in"):
@@ -93,7 +98,9 @@ def test_loop_equals_the_batched_module(masked):
         mask = padding_mask([7, 4], 7)[:, None, None, :] & (torch.rand(5, 7) > 0.3)
         mask[..., 0] = True
     out, _ = mha(x, memory, memory, mask)
-    torch.testing.assert_close(multi_head_loop(mha, x, memory, memory, mask), out, atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        multi_head_loop(mha, x, memory, memory, mask), out, atol=ATOL, rtol=0
+    )
 
 
 def test_loop_rejects_a_mask_that_does_not_fit():

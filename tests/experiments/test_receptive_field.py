@@ -15,12 +15,17 @@ from utils.experiments.receptive_field import (
 )
 
 
-@pytest.mark.parametrize("k, depth, dilation", [(3, 1, 1), (3, 4, 1), (5, 2, 1), (7, 3, 1), (3, 2, 2), (5, 2, 3)])
+@pytest.mark.parametrize(
+    "k, depth, dilation",
+    [(3, 1, 1), (3, 4, 1), (5, 2, 1), (7, 3, 1), (3, 2, 2), (5, 2, 3)],
+)
 def test_measured_field_equals_formula_when_it_fits(k, depth, dilation):
     torch.manual_seed(0)
     size = 41
     image = torch.rand(size, size)
-    grad = input_gradient(ConvStack(ConvStackConfig(k, depth, dilation)), image, size // 2, size // 2)
+    grad = input_gradient(
+        ConvStack(ConvStackConfig(k, depth, dilation)), image, size // 2, size // 2
+    )
     extent = receptive_field_extent(grad)
     r = theoretical_receptive_field(k, depth, dilation)
     assert r <= size
@@ -32,7 +37,12 @@ def test_measured_field_equals_formula_when_it_fits(k, depth, dilation):
 def test_field_is_clipped_by_the_border():
     torch.manual_seed(0)
     grad = input_gradient(ConvStack(ConvStackConfig(3, 20)), torch.rand(28, 28), 14, 14)
-    assert receptive_field_extent(grad) == {"pixels": 784, "fraction": 1.0, "height": 28, "width": 28}
+    assert receptive_field_extent(grad) == {
+        "pixels": 784,
+        "fraction": 1.0,
+        "height": 28,
+        "width": 28,
+    }
 
 
 def test_one_attention_layer_sees_every_pixel_even_black_ones():
@@ -44,12 +54,24 @@ def test_one_attention_layer_sees_every_pixel_even_black_ones():
 
 
 def test_receptive_field_extent_of_an_empty_map():
-    assert receptive_field_extent(torch.zeros(4, 4)) == {"pixels": 0, "fraction": 0.0, "height": 0, "width": 0}
+    assert receptive_field_extent(torch.zeros(4, 4)) == {
+        "pixels": 0,
+        "fraction": 0.0,
+        "height": 0,
+        "width": 0,
+    }
 
 
-@pytest.mark.parametrize("kwargs, name", [({"kernel_size": 4}, "kernel_size"), ({"kernel_size": 0}, "kernel_size"),
-                                          ({"depth": 0}, "depth"), ({"dilation": 0}, "dilation"),
-                                          ({"channels": 0}, "channels")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"kernel_size": 4}, "kernel_size"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"depth": 0}, "depth"),
+        ({"dilation": 0}, "dilation"),
+        ({"channels": 0}, "channels"),
+    ],
+)
 def test_conv_stack_config_rejects_bad_values(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ConvStackConfig(**kwargs)
@@ -58,7 +80,9 @@ def test_conv_stack_config_rejects_bad_values(kwargs, name):
 def test_theoretical_receptive_field_checks_its_arguments():
     assert theoretical_receptive_field(3, 14) == 29
     assert theoretical_receptive_field(5, 2, dilation=3) == 25
-    with pytest.raises(ValueError, match="kernel_size must be a positive odd int, got 4"):
+    with pytest.raises(
+        ValueError, match="kernel_size must be a positive odd int, got 4"
+    ):
         theoretical_receptive_field(4, 1)
 
 
@@ -74,7 +98,9 @@ def test_input_gradient_rejects_bad_input():
 
 def test_draw_receptive_fields_titles_report_the_measurement():
     fig = plt.figure()
-    conv_ax, attention_ax = draw_receptive_fields(fig, kernel_size=3, depth=2, dilation=1)
+    conv_ax, attention_ax = draw_receptive_fields(
+        fig, kernel_size=3, depth=2, dilation=1
+    )
     assert conv_ax.get_title() == "2× conv: 5×5 (3%)"
     assert attention_ax.get_title() == "1× attention: 28×28 (100%)"
     plt.close(fig)

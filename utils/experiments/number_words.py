@@ -137,12 +137,19 @@ def seq2seq_loss(model, batch) -> torch.Tensor:
     return cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD)
 
 
-def decode_digits(ids) -> str:
-    """Generated target ids -> a string of digits, stopping at EOS."""
+def decode_digits(ids, strict: bool = True) -> str:
+    """Generated target ids -> a string of digits, stopping at EOS.
+
+    A ``<bos>`` in the output (an untrained model may emit one) raises, or with
+    ``strict=False`` shows as ``<bos>``, so the answer counts as wrong.
+    """
     out = []
     for i in ids.tolist() if torch.is_tensor(ids) else ids:
         if i == EOS or i == PAD:
             break
+        if i == BOS and not strict:
+            out.append(TGT_VOCAB[BOS])
+            continue
         if not 3 <= i < len(TGT_VOCAB):  # BOS, or an id outside the vocabulary
             raise ValueError(
                 f"id {i} is not a digit (digit ids are 3 to {len(TGT_VOCAB) - 1})"
@@ -155,7 +162,7 @@ def translate(model, numbers) -> list[str]:
     """Greedy translations of `numbers`' words into digit strings."""
     src, _, _ = make_batch(numbers)
     generated = model.greedy_decode(src, max_new_tokens=8, eos_id=EOS)
-    return [decode_digits(row) for row in generated]
+    return [decode_digits(row, strict=False) for row in generated]
 
 
 def exact_match(model, numbers, batch_size: int = 1000) -> float:

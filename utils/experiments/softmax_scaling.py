@@ -16,7 +16,6 @@ from utils.env import make_generator
 D_K_VALUES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-@lru_cache(maxsize=None)
 def softmax_statistics(
     d_k: int, scaled: bool, num_keys: int = 32, num_queries: int = 256, seed: int = 0
 ) -> dict:
@@ -25,8 +24,7 @@ def softmax_statistics(
     Returns the standard deviation of the scores, the mean entropy of the weights (in
     nats; a uniform row has log num_keys), the mean largest weight, and the norm of the
     gradient that reaches the scores from a random upstream gradient (median over
-    queries; it vanishes when the softmax saturates). Computed once per setting: the
-    widget redraws often.
+    queries; it vanishes when the softmax saturates).
     """
     check_int("d_k", d_k)
     check_bool("scaled", scaled)
@@ -49,6 +47,11 @@ def softmax_statistics(
     }
 
 
+# The widget redraws often: draw_scaling computes each setting once (typed, so that
+# scaled=1 is checked rather than answered as scaled=True).
+_cached_statistics = lru_cache(maxsize=None, typed=True)(softmax_statistics)
+
+
 def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradient")):
     """Chapter 3's experiment: one query's weights, then entropy and gradient vs d_k.
 
@@ -62,7 +65,7 @@ def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradi
         )
     if "example" in panels and d_k is None:
         raise ValueError("the 'example' panel needs a d_k")
-    curves = {s: [softmax_statistics(d, s) for d in D_K_VALUES] for s in (False, True)}
+    curves = {s: [_cached_statistics(d, s) for d in D_K_VALUES] for s in (False, True)}
     style = {
         False: ("unscaled  q·k", "tab:red"),
         True: ("scaled  q·k/√d_k", "tab:blue"),
@@ -73,7 +76,7 @@ def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradi
     for scaled, (label, colour) in style.items():
         if "example" in ax:
             example = (
-                softmax_statistics(d_k, scaled)["example"].sort(descending=True).values
+                _cached_statistics(d_k, scaled)["example"].sort(descending=True).values
             )
             ax["example"].plot(
                 range(1, n_keys + 1),
