@@ -148,10 +148,15 @@ def attend(
     """Attention as the models run it: ``(output, weights or None)``.
 
     With ``need_weights=True`` it is :func:`scaled_dot_product_attention`, the explicit
-    form. Otherwise it calls PyTorch's fused ``F.scaled_dot_product_attention``, which
-    never stores the (T_q, T_k) weights. ``causal=True`` adds a causal mask (and uses
-    the kernel's ``is_causal``). Both paths follow the course's mask convention.
+    form. Otherwise it calls PyTorch's ``F.scaled_dot_product_attention``, whose fused
+    kernel (on the CPU: without dropout) never stores the (T_q, T_k) weights.
+    ``causal=True`` adds a causal mask (and uses the kernel's ``is_causal``). Both paths
+    follow the course's mask convention.
     """
+    _check_qkv(q, k, v)
+    check_probability("dropout_p", dropout_p)
+    if mask is not None:
+        check_mask(mask, (*q.shape[:-1], k.shape[-2]))
     if check_bool("causal", causal):
         if q.shape[-2] != k.shape[-2]:
             raise ValueError(
@@ -162,14 +167,11 @@ def attend(
             mask, causal = full if mask is None else mask & full, False
     if need_weights:
         return scaled_dot_product_attention(q, k, v, mask, dropout_p)
-    _check_qkv(q, k, v)
-    check_probability("dropout_p", dropout_p)
     if mask is None:
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=dropout_p, is_causal=causal
         )
         return out, None
-    check_mask(mask, (*q.shape[:-1], k.shape[-2]))
     blocked = ~mask.any(dim=-1, keepdim=True)  # queries that may attend to nothing
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask | blocked, dropout_p=dropout_p
@@ -274,9 +276,7 @@ class MultiHeadAttention(nn.Module):
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> "MultiHeadAttention":
-        """The same module, with the weights of
-        ``nn.MultiheadAttention(batch_first=True)``.
-        """
+        """Ours, with the weights of ``nn.MultiheadAttention(batch_first=True)``."""
         if not isinstance(m, nn.MultiheadAttention):
             raise ValueError(
                 f"from_torch needs an nn.MultiheadAttention, got {type(m).__name__}"

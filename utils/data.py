@@ -42,9 +42,7 @@ def load_mnist(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels
-    ``(1797,)``.
-    """
+    """``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels ``(1797,)``."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
@@ -101,8 +99,7 @@ def endless_batches(sample: Callable, batch_size: int, seed=0) -> Iterator:
 def random_chunks(
     ids: torch.Tensor, batch_size: int, block_size: int, seed=0
 ) -> Iterator:
-    """Endless (x, y) batches: random windows of `block_size` ids and the same shifted
-    by one.
+    """Endless (x, y) batches: random windows of ids, and the same shifted by one.
 
     x and y are (B, T) with T = block_size; y[b, t] is the token after x[b, t].
     """

@@ -106,8 +106,7 @@ def image(
     alpha=0.6,
     overlay_range=(None, None),
 ):
-    """Show an image (e.g. a digit), optionally with a heat overlay such as a gradient
-    map.
+    """Show an image (e.g. a digit), optionally under a heat overlay (a gradient map).
 
     NaN overlay pixels stay transparent; `overlay_range` fixes the colour scale across
     panels.
@@ -132,9 +131,7 @@ def image(
 
 
 def grid(n: int, ncols: int = 4, size: float = 2.6, **subplot_kw):
-    """A figure with `n` axes in rows of `ncols` (extra axes hidden); returns (fig, axes
-    list).
-    """
+    """A figure with `n` axes in rows of `ncols` (extra ones hidden): (fig, axes)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got n={n}")
     ncols = min(ncols, n)

@@ -28,9 +28,7 @@ def rnn_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
 
 
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One LSTM step, gates in PyTorch's order i, f, g, o. Returns (h', c'). Used in
-    chapter 2.
-    """
+    """One LSTM step, gates in PyTorch's order i, f, g, o; returns (h', c')."""
     gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
     i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
@@ -43,9 +41,10 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
 
 
 def _add_parameters(module, suffix, input_size, hidden_size, gates):
-    """Register weight_ih, weight_hh, bias_ih, bias_hh (+ suffix), initialised like
-    PyTorch:
-    uniform in ±1/sqrt(hidden_size)."""
+    """Register weight_ih, weight_hh, bias_ih, bias_hh (+ suffix).
+
+    Initialised like PyTorch: uniform in ±1/sqrt(hidden_size).
+    """
     bound = 1.0 / math.sqrt(hidden_size)
     shapes = {
         "weight_ih": (gates * hidden_size, input_size),
@@ -160,9 +159,7 @@ class _Recurrent(nn.Module):
         return tuple(getattr(self, f"{name}_l{k}") for name in names)
 
     def _prepare(self, x):
-        """Check x; return it as (B, T, I), and whether it came without a batch
-        dimension.
-        """
+        """Check x; return it as (B, T, I), and whether it came unbatched."""
         check_tensor("x", x, floating=True)
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
             raise ValueError(

@@ -13,9 +13,7 @@ from utils.checks import check_int
 
 
 def _id_list(ids, vocab_size: int) -> list[int]:
-    """Token ids (a 1-D tensor or a sequence of ints) as a list, checked against the
-    vocab.
-    """
+    """Token ids (a 1-D tensor or a sequence of ints) as a list, checked."""
     if isinstance(ids, torch.Tensor):
         if ids.ndim != 1 or ids.is_floating_point():
             raise ValueError(
@@ -38,9 +36,7 @@ def _id_list(ids, vocab_size: int) -> list[int]:
 
 
 class CharTokenizer:
-    """Characters <-> integer ids; the vocabulary is every character of the training
-    text.
-    """
+    """Characters <-> ids; the vocabulary is every character of the training text."""
 
     def __init__(self, text: str):
         if not isinstance(text, str) or not text:
@@ -68,9 +64,7 @@ class CharTokenizer:
 
 
 class BPETokenizer:
-    """Byte-level BPE (GPT-2's scheme): start from the 256 bytes, merge the most
-    frequent
-    pairs.
+    """Byte-level BPE (GPT-2's): start from the 256 bytes, merge the commonest pairs.
 
     Every string can be encoded (any byte is a token); decoding gives it back exactly.
     """

@@ -41,8 +41,9 @@ def cross_entropy(
 def accuracy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
 ) -> float:
-    """Fraction of positions whose most likely class is the target (ignoring
-    `ignore_index`).
+    """Fraction of positions whose most likely class is the target.
+
+    Targets equal to `ignore_index` are left out.
     """
     if logits.shape[:-1] != targets.shape:
         raise ValueError(

@@ -343,9 +343,7 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_torch(cls, m: nn.Transformer) -> "Transformer":
-        """The same module, with the weights of ``nn.Transformer(...,
-        batch_first=True)``.
-        """
+        """Our module with the weights of ``nn.Transformer(..., batch_first=True)``."""
         if not isinstance(m, nn.Transformer):
             raise ValueError(
                 f"from_torch needs an nn.Transformer, got {type(m).__name__}"

@@ -72,8 +72,9 @@ class Experiment:
         return {name: c.value for name, c in self.controls.items()} | overrides
 
     def figure(self, **overrides) -> plt.Figure:
-        """Draw one setting into a new figure and return it (timed in
-        `last_draw_seconds`).
+        """Draw one setting into a new figure and return it.
+
+        The time it took is kept in `last_draw_seconds`.
         """
         start = time.perf_counter()
         setting = self.setting(**overrides)
@@ -115,9 +116,7 @@ class Experiment:
     def sweep(
         self, over: str, values=None, ncols: int = 3, width: float = 10.0, **fixed
     ) -> plt.Figure:
-        """Small multiples: one panel per value of control `over`, the others at their
-        values.
-        """
+        """Small multiples: a panel per value of control `over`, the others fixed."""
         if over not in self.controls:
             raise ValueError(
                 f"over={over!r} is not a control; known: {sorted(self.controls)}"

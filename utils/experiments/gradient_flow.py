@@ -17,9 +17,9 @@ from utils.rnn import NONLINEARITIES, LSTMCell, RNNCell, set_forget_bias
 def state_jacobian_norms(
     cell: nn.Module, x: torch.Tensor, state: str = "h"
 ) -> torch.Tensor:
-    """||∂s_T / ∂s_t||_2 (spectral norm) for every step t, where s is the RNN's h or the
-    LSTM's
-    h or c.
+    """||∂s_T / ∂s_t||_2 (spectral norm) for every step t.
+
+    s is the RNN's h, or the LSTM's h or c.
 
     x is (B, T, I); the cell (RNNCell or LSTMCell) starts from a zero state. The
     Jacobian is exact: each sequence is repeated H times and row i back-propagates the
@@ -114,9 +114,7 @@ def rnn_gradient_flow(
 def draw_rnn_gradients(
     fig, scale: float = 1.0, nonlinearity: str = "tanh", num_steps: int = 100
 ):
-    """Chapter 1's experiment: gradient norm against distance (log scale), hidden
-    values.
-    """
+    """Chapter 1's experiment: gradient norm against distance, and hidden values."""
     check_choice("nonlinearity", nonlinearity, tuple(NONLINEARITIES))
     axes = fig.subplots(1, 2, width_ratios=[1.6, 1])
     distance, norms = rnn_gradient_flow(scale, nonlinearity, num_steps)

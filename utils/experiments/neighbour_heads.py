@@ -102,9 +102,7 @@ def neighbour_accuracy(model: NeighbourModel, batch) -> float:
 
 @torch.no_grad()
 def attention_by_offset(weights: torch.Tensor) -> torch.Tensor:
-    """Mean weight per head on the key at offset (key - query) mod T: (B, H, T, T) ->
-    (H, T).
-    """
+    """Mean weight per head by offset (key - query) mod T: (B, H, T, T) -> (H, T)."""
     B, H, T, _ = weights.shape
     offset = (torch.arange(T)[None, :] - torch.arange(T)[:, None]) % T  # (T_q, T_k)
     by_offset = torch.zeros(H, T)

@@ -74,9 +74,7 @@ def _below_thousand(n: int) -> list[str]:
 
 
 def number_to_words(n: int) -> list[str]:
-    """0 <= n <= 999,999 as a list of English words: 3050 -> ['three', 'thousand',
-    'fifty'].
-    """
+    """0 <= n <= 999,999 in English words: 3050 -> ['three', 'thousand', 'fifty']."""
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_NUMBER:
         raise ValueError(f"n must be an int between 0 and {MAX_NUMBER}, got n={n!r}")
     if n < 1000:
@@ -86,8 +84,9 @@ def number_to_words(n: int) -> list[str]:
 
 
 def split_numbers(max_number: int = 99_999, num_test: int = 2000, seed=0):
-    """A random split of 0..max_number into (train, test) tensors; test is never trained
-    on.
+    """A random split of 0..max_number into (train, test) tensors of numbers.
+
+    The test numbers are never trained on.
     """
     if not 1 <= check_int("max_number", max_number) <= MAX_NUMBER:
         raise ValueError(
@@ -202,9 +201,7 @@ def cross_attention_maps(model, number: int):
 
 
 def draw_alignment(fig, number: int = 3050, *, model):
-    """Cross-attention of the last decoder layer: mean over heads, each head, a
-    colorbar.
-    """
+    """The last decoder layer's cross-attention: mean over heads, then each head."""
     words, outputs, weights = cross_attention_maps(model, number)
     last = weights[-1]  # (H, T_out, T_src)
     H = last.shape[0]

@@ -58,8 +58,7 @@ class ConvStack(nn.Module):
 
 
 class PixelSelfAttention(nn.Module):
-    """One self-attention layer whose tokens are the pixels: (B, 1, H, W) -> (B, C, H,
-    W).
+    """One self-attention layer over the pixels: (B, 1, H, W) -> (B, C, H, W).
 
     Each pixel becomes a token: its intensity, projected to C features, plus a learned
     embedding of its position. Every token attends to every other token.
@@ -97,8 +96,7 @@ class PixelSelfAttention(nn.Module):
 def input_gradient(
     model: nn.Module, image: torch.Tensor, row: int, col: int
 ) -> torch.Tensor:
-    """|∂ output[row, col] / ∂ image|: how much each input pixel influences one output
-    position.
+    """|∂ output[row, col] / ∂ image|: how much each pixel moves one output.
 
     `image` is (H, W); the output at (row, col) is summed over channels. Returns (H, W).
     """
@@ -113,9 +111,7 @@ def input_gradient(
 
 
 def receptive_field_extent(gradient: torch.Tensor) -> dict:
-    """Summarise where a gradient map is non-zero: pixel count, fraction, bounding-box
-    height and width.
-    """
+    """Where a gradient map is non-zero: pixels, fraction, bounding-box size."""
     support = gradient > 0
     rows, cols = support.any(dim=1).nonzero(), support.any(dim=0).nonzero()
     height = int(rows.max() - rows.min() + 1) if len(rows) else 0
@@ -141,9 +137,7 @@ def _digit() -> torch.Tensor:
 def draw_receptive_fields(
     fig, kernel_size: int = 3, depth: int = 2, dilation: int = 1, seed: int = 0
 ):
-    """Gradient maps of the centre output on a real digit: a conv stack beside one
-    attention layer.
-    """
+    """Gradient maps of the centre output on a digit: conv stack and attention layer."""
     from utils.plot import image as show_image
 
     digit = _digit()

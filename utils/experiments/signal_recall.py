@@ -114,9 +114,7 @@ def recall_accuracy(
     num_samples: int = 1000,
     seed=12345,
 ) -> float:
-    """Accuracy on fresh sequences with the signal `lag` steps back (unlike training's
-    seed).
-    """
+    """Accuracy on fresh sequences (another seed) with the signal `lag` steps back."""
     x, y = signal_recall(config, num_samples, make_generator(seed), lag=lag)
     return accuracy(model(x), y)
 
@@ -124,9 +122,10 @@ def recall_accuracy(
 def draw_long_range(
     fig, lag: int = 20, forget_bias: float = 0.0, results: dict | None = None
 ):
-    """Chapter 2's experiment: accuracy against lag (trained models in `results`) and
-    the
-    gradient flow at initialisation over `lag` steps, RNN against the LSTM's cell state.
+    """Chapter 2's experiment: accuracy against lag, and gradient flow at init.
+
+    Accuracy of the trained models in `results`; gradient flow over `lag` steps at
+    initialisation, the RNN's h against the LSTM's cell state.
 
     `results` maps 'lags' to the evaluated lags, 'rnn' to the RNN's accuracies and
     ('lstm', forget_bias) to the LSTM's.
