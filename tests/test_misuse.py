@@ -1,0 +1,181 @@
+"""Misuse of the public API: every case raises a ValueError that names the problem.
+
+One row per misuse: (class of misuse, callable, arguments, words the message must have).
+A new module is covered by adding its rows. The classes are those of the bad-input
+contract: type, shape, dtype, size or range, vocabulary, no silent broadcasting, the mask
+convention, and unsupported converter settings.
+"""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from utils import (
+    attention,
+    data,
+    env,
+    gpt,
+    rnn,
+    sampling,
+    tokenizers,
+    train,
+    transformer,
+)
+from utils.experiments import (
+    bigram,
+    char_rnn,
+    neighbour_heads,
+    number_words,
+    signal_recall,
+)
+
+x3 = torch.randn(2, 5, 8)
+ids = torch.randint(0, 10, (2, 5))
+
+
+def _gpt():
+    return gpt.GPT(gpt.GPTConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2,
+                                 d_model=8)).eval()
+
+
+def _mha():
+    return attention.MultiHeadAttention(8, 2)
+
+
+def _seq2seq():
+    return transformer.Seq2Seq(transformer.Seq2SeqConfig(src_vocab_size=6, tgt_vocab_size=5,
+                                                         d_model=8, num_heads=2,
+                                                         dim_feedforward=16))
+
+
+def _hf_untied():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    return GPT2LMHeadModel(GPT2Config(vocab_size=10, n_positions=8, n_embd=8, n_layer=1,
+                                      n_head=2, tie_word_embeddings=False))
+
+
+CASES = [
+    # --- type: a float, bool or string where an int or a bool belongs ---
+    ("type", lambda: attention.MultiHeadAttention(8.0, 2), "d_model"),
+    ("type", lambda: attention.MultiHeadAttention(8, True), "num_heads"),
+    ("type", lambda: rnn.RNN(3, 4, batch_first="False"), "batch_first"),
+    ("type", lambda: rnn.LSTM(3, 4, 1.0), "num_layers"),
+    ("type", lambda: gpt.GPTConfig(num_layers=2.0), "num_layers"),
+    ("type", lambda: gpt.GPTConfig(bias="yes"), "bias"),
+    ("type", lambda: transformer.EncoderLayer(8, 2, norm_first=1), "norm_first"),
+    ("type", lambda: tokenizers.CharTokenizer(["ab", "cd"]), "text"),
+    ("type", lambda: data.load_corpus("Genesis"), "books"),
+    ("type", lambda: env.set_seed(1.5), "seed"),
+    ("type", lambda: env.make_generator("0"), "seed"),
+    ("type", lambda: train.train(nn.Linear(1, 1), [1, 2], lambda m, b: None), "iterator"),
+    ("type", lambda: sampling.sample_next(torch.zeros(1, 3), None), "generator"),
+    # --- shape ---
+    ("shape", lambda: attention.split_heads(torch.zeros(2, 8), 2), "x must have shape"),
+    ("shape", lambda: attention.merge_heads(torch.zeros(2, 3, 4)), "x must have shape"),
+    ("shape", lambda: _mha()(x3[0], x3[0], x3[0]), "query"),
+    ("shape", lambda: _mha()(torch.randn(2, 5, 6), x3, x3), "query"),
+    ("shape", lambda: attention.scaled_dot_product_attention(x3, x3[..., :4], x3), "d_k"),
+    ("shape", lambda: attention.scaled_dot_product_attention(x3, x3, x3[:, :3]), "k and v"),
+    ("shape", lambda: rnn.RNN(3, 4)(torch.randn(2, 5, 2)), "input_size"),
+    ("shape", lambda: rnn.LSTM(3, 4)(torch.randn(2, 5, 3), torch.zeros(1, 2, 4)), "pair"),
+    ("shape", lambda: rnn.RNNCell(3, 4)(torch.randn(2, 3), torch.zeros(3, 4)), "h must have"),
+    ("shape", lambda: _gpt()(ids[0]), "idx"),
+    ("shape", lambda: _gpt()(torch.randint(0, 10, (1, 9))), "block_size"),
+    ("shape", lambda: train.cross_entropy(torch.randn(2, 5, 10), ids[:, :4]), "targets"),
+    ("shape", lambda: sampling.sample_next(torch.randn(3), torch.Generator()), "logits"),
+    ("shape", lambda: transformer.Transformer(8, 2, 1, 1, 16)(x3, x3[..., :4]), "tgt"),
+    ("shape", lambda: gpt.GPTClassifier(_gpt(), 2)(ids[:, :4] % 10, torch.tensor([5, 1])),
+     "lengths"),
+    # --- dtype ---
+    ("dtype", lambda: _gpt()(ids.float()), "dtype"),
+    ("dtype", lambda: _gpt()(ids.int()), "dtype"),
+    ("dtype", lambda: _mha()(ids.unsqueeze(-1).expand(2, 5, 8), x3, x3), "floating"),
+    ("dtype", lambda: rnn.RNN(3, 4)(torch.randn(2, 5, 3), torch.zeros(1, 2, 4).double()),
+     "dtype"),
+    ("dtype", lambda: attention.scaled_dot_product_attention(x3, x3.double(), x3.double()),
+     "dtype"),
+    ("dtype", lambda: data.random_chunks(torch.arange(10.0), 2, 3), "dtype"),
+    ("dtype", lambda: bigram.bigram_loss(torch.arange(5.0), torch.arange(5), 5), "dtype"),
+    # --- size or range ---
+    ("range", lambda: attention.MultiHeadAttention(10, 3), "not divisible"),
+    ("range", lambda: attention.MultiHeadAttention(8, 2, dropout=1.0), "dropout"),
+    ("range", lambda: attention.causal_mask(0), "T"),
+    ("range", lambda: attention.padding_mask([4], 3), "lengths"),
+    ("range", lambda: gpt.GPTConfig(d_model=10, num_heads=3), "not divisible"),
+    ("range", lambda: _gpt().generate(ids[:, :2] % 10, -1), "max_new_tokens"),
+    ("range", lambda: _gpt().generate(ids[:, :2] % 10, 2, temperature=0.0), "temperature"),
+    ("range", lambda: _gpt().generate(ids[:, :2] % 10, 2, top_k=0), "top_k"),
+    ("range", lambda: train.TrainConfig(steps=0), "steps"),
+    ("range", lambda: train.TrainConfig(weight_decay=-1.0), "weight_decay"),
+    ("range", lambda: data.load_mnist(0), "n"),
+    ("range", lambda: data.random_chunks(torch.arange(5), 2, 5), "block_size"),
+    ("range", lambda: data.endless_batches(lambda b, g: b, 0), "batch_size"),
+    ("range", lambda: tokenizers.BPETokenizer("abc", vocab_size=100), "vocab_size"),
+    ("range", lambda: transformer.sinusoidal_positional_encoding(4, 7), "even"),
+    ("range", lambda: number_words.number_to_words(1_000_000), "n"),
+    ("range", lambda: number_words.split_numbers(10, num_test=11), "num_test"),
+    ("range", lambda: _seq2seq().greedy_decode(torch.ones(1, 2, dtype=torch.long),
+                                               max_new_tokens=64), "max_new_tokens"),
+    ("range", lambda: signal_recall.RecallConfig(max_lag=0), "max_lag"),
+    ("range", lambda: neighbour_heads.NeighbourTaskConfig(seq_len=2), "seq_len"),
+    ("range", lambda: train.count_parameters(nn.Linear(1, 1), "gates"), "kind"),
+    # --- vocabulary ---
+    ("vocabulary", lambda: _gpt()(ids + 10), "vocab_size"),
+    ("vocabulary", lambda: _seq2seq()(torch.full((1, 2), 6), torch.ones(1, 2).long()), "src"),
+    ("vocabulary", lambda: char_rnn.CharLM(char_rnn.CharLMConfig(5))(ids), "vocab_size"),
+    ("vocabulary", lambda: neighbour_heads.NeighbourModel(
+        neighbour_heads.NeighbourTaskConfig())(ids + 10), "vocab_size"),
+    ("vocabulary", lambda: tokenizers.CharTokenizer("ab").encode("abc"), "vocabulary"),
+    ("vocabulary", lambda: tokenizers.CharTokenizer("ab").decode([2]), "vocab_size"),
+    ("vocabulary", lambda: bigram.bigram_loss(torch.arange(5), torch.arange(6), 5),
+     "vocab_size"),
+    ("vocabulary", lambda: number_words.decode_digits([1]), "not a digit"),
+    # --- no silent broadcasting ---
+    ("broadcast", lambda: _mha()(x3[:1], x3, x3), "batch size"),
+    ("broadcast", lambda: transformer.DecoderLayer(8, 2, 16)(x3[:1], x3), "batch size"),
+    ("broadcast", lambda: transformer.Transformer(8, 2, 1, 1, 16)(x3, x3[:1]), "batch size"),
+    ("broadcast", lambda: attention.scaled_dot_product_attention(x3[:1], x3, x3),
+     "batch dimensions"),
+    # --- the mask convention: boolean, True = may attend ---
+    ("mask", lambda: attention.scaled_dot_product_attention(x3, x3, x3, torch.zeros(5, 5)),
+     "True = may attend"),
+    ("mask", lambda: _mha()(x3, x3, x3, torch.zeros(5, 5)), "True = may attend"),
+    ("mask", lambda: attention.attend(x3, x3, x3, torch.zeros(5, 5), causal=True),
+     "True = may attend"),
+    ("mask", lambda: attention.scaled_dot_product_attention(
+        x3, x3, x3, torch.ones(4, 4, dtype=torch.bool)), "cannot broadcast"),
+    ("mask", lambda: transformer.Transformer(8, 2, 1, 1, 16)(
+        x3, x3, tgt_mask=torch.zeros(5, 5)), "True = may attend"),
+    ("mask", lambda: transformer.Transformer(8, 2, 1, 1, 16)(
+        x3, x3, src_key_padding_mask=torch.ones(2, 4, dtype=torch.bool)), "shape"),
+    # --- converters: what the reference allows but ours does not model ---
+    ("converter", lambda: gpt.GPT.from_hf(_hf_untied()), "tie"),
+    ("converter", lambda: gpt.GPT.from_hf(nn.Linear(2, 2)), "GPT2LMHeadModel"),
+    ("converter", lambda: rnn.LSTM.from_torch(nn.LSTM(2, 3, bidirectional=True)),
+     "bidirectional"),
+    ("converter", lambda: rnn.LSTM.from_torch(nn.LSTM(2, 3, proj_size=2)), "proj_size"),
+    ("converter", lambda: rnn.RNN.from_torch(nn.RNN(2, 3, bias=False)), "bias"),
+    ("converter", lambda: rnn.RNN.from_torch(nn.LSTM(2, 3)), "nn.RNN"),
+    ("converter", lambda: attention.MultiHeadAttention.from_torch(
+        nn.MultiheadAttention(8, 2)), "batch_first"),
+    ("converter", lambda: attention.MultiHeadAttention.from_torch(
+        nn.MultiheadAttention(8, 2, kdim=4, batch_first=True)), "kdim"),
+    ("converter", lambda: transformer.Transformer.from_torch(
+        nn.Transformer(8, 2, 1, 1, 16, batch_first=True, activation="gelu")), "relu"),
+    ("converter", lambda: transformer.Transformer.from_torch(
+        nn.Transformer(8, 2, 1, 1, 16, batch_first=True, bias=False)), "bias"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("kind, call, words", CASES,
+                         ids=[f"{kind}-{i}" for i, (kind, _, _) in enumerate(CASES)])
+def test_misuse_raises_a_value_error_that_names_the_problem(kind, call, words):
+    with pytest.raises(ValueError, match=words):
+        call()
+
+
+def test_every_class_of_misuse_has_cases():
+    kinds = {kind for kind, _, _ in CASES}
+    assert kinds == {"type", "shape", "dtype", "range", "vocabulary", "broadcast", "mask",
+                     "converter"}

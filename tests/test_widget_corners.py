@@ -1,0 +1,72 @@
+"""Each chapter's widget callback (the ones in utils) at its controls' corner values.
+
+Every combination of each control's smallest and largest value, as the chapters set the
+controls, draws without error and leaves no figure open. The global random state is left
+as it was.
+"""
+
+import itertools
+from functools import partial
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from utils.experiments.gradient_flow import draw_rnn_gradients
+from utils.experiments.neighbour_heads import (
+    NeighbourModel,
+    NeighbourTaskConfig,
+    draw_heads,
+    neighbour_difference_batch,
+)
+from utils.experiments.number_words import draw_alignment
+from utils.experiments.receptive_field import draw_receptive_fields
+from utils.experiments.signal_recall import draw_long_range
+from utils.experiments.softmax_scaling import D_K_VALUES, draw_scaling
+from utils.transformer import Seq2Seq, Seq2SeqConfig
+
+
+def _heads():
+    config = NeighbourTaskConfig()
+    tokens, _ = neighbour_difference_batch(config, 16, torch.Generator().manual_seed(0))
+    return partial(draw_heads, model=NeighbourModel(config), tokens=tokens)
+
+
+def _alignment():
+    from utils.experiments import number_words
+    model = Seq2Seq(Seq2SeqConfig(len(number_words.SRC_VOCAB), len(number_words.TGT_VOCAB),
+                                  d_model=16, num_heads=2, dim_feedforward=32,
+                                  block_size=16))
+    return partial(draw_alignment, model=model)
+
+
+LAGS = [1, 5, 10, 20, 30, 40, 50, 60]
+RESULTS = {"lags": LAGS, "chance": 0.25, "rnn": [0.25] * 8, ("lstm", 0.0): [1.0] * 8,
+           ("lstm", 2.0): [1.0] * 8}
+
+# callback factory, {control: (smallest, largest)} as the chapters set them
+CALLBACKS = {
+    "ch0": (lambda: draw_receptive_fields,
+            {"kernel_size": (3, 7), "depth": (1, 14), "dilation": (1, 4)}),
+    "ch1": (lambda: draw_rnn_gradients,
+            {"scale": (0.5, 2.0), "nonlinearity": ("tanh", "relu"),
+             "num_steps": (20, 200)}),
+    "ch2": (lambda: partial(draw_long_range, results=RESULTS),
+            {"lag": (LAGS[0], LAGS[-1]), "forget_bias": (0.0, 2.0)}),
+    "ch3": (lambda: draw_scaling, {"d_k": (D_K_VALUES[0], D_K_VALUES[-1])}),
+    "ch4": (_heads, {"head": (0, 1), "example": (0, 15)}),
+    "ch5": (_alignment, {"number": (400, 9999)}),
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(CALLBACKS))
+def test_callback_draws_every_corner_setting(chapter):
+    make, controls = CALLBACKS[chapter]
+    draw = make()
+    before = torch.get_rng_state()
+    for values in itertools.product(*controls.values()):
+        fig = plt.figure(figsize=(8, 3), layout="constrained")
+        draw(fig, **dict(zip(controls, values)))
+        plt.close(fig)
+    assert plt.get_fignums() == []
+    assert torch.equal(torch.get_rng_state(), before)
