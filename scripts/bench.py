@@ -125,10 +125,16 @@ def main():
         )
     )
     total = sum(r["seconds"] for r in chapters)
-    print(
-        f"Total chapter execution {total:.1f} s (target <= 600 s). Written to {OUT.relative_to(ROOT)}"
-    )
+    if chapters:
+        slowest = max(chapters, key=lambda r: r["seconds"])
+        print(
+            f"Total chapter execution {total:.1f} s (target <= 600 s); slowest: "
+            f"{slowest['chapter']} {slowest['seconds']:.1f} s"
+        )
+    print(f"Written to {OUT.relative_to(ROOT)}")
     missed = [r.get("chapter", r.get("name")) for r in chapters + speeds if not r["ok"]]
+    if total > 600:
+        missed.append("the whole book (over 600 s)")
     if missed:
         print("Missed targets:", ", ".join(missed))
 
