@@ -34,7 +34,14 @@ _vendor/.stamp: scripts/vendor_js.sh
 
 setup: $(STAMP) _vendor/.stamp
 
+# The execution cache keys on the notebooks' code only, so a change in utils/ (which the
+# chapters import and show) would leave stale outputs: drop the cache when utils/ changes.
+UTILS_HASH = $(shell cat $$(find utils -name '*.py' | sort) | sha256sum | cut -c1-16)
+FRESH_CACHE = [ "$$(cat _build/.utils-hash 2>/dev/null)" = "$(UTILS_HASH)" ] || \
+	{ rm -rf _build/.jupyter_cache; mkdir -p _build; echo $(UTILS_HASH) > _build/.utils-hash; }
+
 book: setup
+	@$(FRESH_CACHE)
 	@$(JB) || { echo; echo "The book build failed: the failing notebook, cell and traceback are above."; exit 1; }
 	@echo; echo "The book is in $(CURDIR)/_build/html/index.html"
 
@@ -50,6 +57,7 @@ lint: $(STAMP)
 
 # Two pytest workers share the two cores, so each notebook kernel gets one thread here.
 test: setup browser lint
+	@$(FRESH_CACHE)
 	COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
 
 bench: setup
