@@ -26,9 +26,11 @@ def sample_next(
     if not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, got {generator!r}")
     check_positive("temperature", temperature)
+    if top_k is not None and check_int("top_k", top_k) == 1:
+        return logits.argmax(dim=-1, keepdim=True)  # greedy: (B, 1), nothing to draw
     logits = logits - logits.max(dim=-1, keepdim=True).values  # the best token: 0
     logits = logits / temperature  # (B, V), at most 0: no overflow
-    if top_k is not None and check_int("top_k", top_k) < logits.shape[-1]:
+    if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)  # (B, V)
