@@ -9,6 +9,8 @@ convention, and unsupported converter settings.
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utils import (
     attention,
@@ -179,3 +181,29 @@ def test_every_class_of_misuse_has_cases():
     kinds = {kind for kind, _, _ in CASES}
     assert kinds == {"type", "shape", "dtype", "range", "vocabulary", "broadcast", "mask",
                      "converter"}
+
+
+# --- the same contract over generated inputs ---
+
+WRONG_ID_DTYPES = [torch.int32, torch.int16, torch.uint8, torch.bool, torch.float16,
+                   torch.float32, torch.float64]
+shapes = st.lists(st.integers(1, 4), min_size=0, max_size=5).map(tuple)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from(WRONG_ID_DTYPES), shape=shapes)
+def test_token_models_refuse_ids_of_a_wrong_dtype_or_shape(dtype, shape):
+    idx = torch.zeros(shape, dtype=dtype)
+    for model in (_gpt(), char_rnn.CharLM(char_rnn.CharLMConfig(5))):
+        with pytest.raises(ValueError, match="idx|ids"):
+            model(idx)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, dtype=st.sampled_from([torch.float32, torch.float64, torch.int64]))
+def test_attention_refuses_inputs_that_are_not_b_t_d_model(shape, dtype):
+    x = torch.zeros(shape, dtype=dtype)
+    if len(shape) == 3 and shape[-1] == 8 and dtype == torch.float32:
+        return  # the one valid input
+    with pytest.raises(ValueError, match="query|floating"):
+        _mha()(x, x, x)
