@@ -54,9 +54,8 @@ class Experiment:
                     f"got {type(control).__name__}"
                 )
             if hasattr(control, "continuous_update"):
-                control.continuous_update = (
-                    False  # redraw on release, not on every pixel
-                )
+                # redraw on release, not on every pixel
+                control.continuous_update = False
             if not control.description:
                 control.description = name
         self.draw, self.figsize, self.controls = draw, figsize, controls
