@@ -90,22 +90,16 @@ class CausalSelfAttention(nn.Module):
     ):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (
-            split_heads(t, self.num_heads) for t in (q, k, v)
-        )  # (B, H, T, d_head)
+        H = self.num_heads
+        q, k, v = (split_heads(t, H) for t in (q, k, v))  # (B, H, T, d_head) each
         if cache is not None:
             k, v = cache.append(k, v)  # (B, H, T_seen, d_head)
         T_k = k.shape[2]
         p = self.dropout if self.training else 0.0
-        if T == T_k:  # no earlier tokens: the plain causal mask
-            mask, causal = None, True
-        elif T == 1:  # one new token (the KV cache): it may see every key
-            mask, causal = None, False
-        else:  # the new tokens are the last T rows of the causal mask
-            mask, causal = (
-                causal_mask(T_k, device=x.device)[T_k - T :],
-                False,
-            )  # (T, T_k)
+        mask, causal = None, T == T_k  # no earlier tokens: the plain causal mask
+        if 1 < T < T_k:  # new tokens after cached ones: the last T rows of the mask
+            mask = causal_mask(T_k, device=x.device)[T_k - T :]  # (T, T_k)
+        # (one new token, T == 1, may see every key: no mask at all)
         y, weights = attend(q, k, v, mask, causal, p, need_weights)
         return self.resid_dropout(self.c_proj(merge_heads(y))), weights  # (B, T, C)
 
