@@ -522,18 +522,6 @@ def test_self_attention_module():
         layer(torch.randn(2, 5, 6))
 
 
-def test_additive_score():
-    torch.manual_seed(0)
-    score = AdditiveScore(3, 5, 7)
-    q, k = torch.randn(2, 4, 3), torch.randn(2, 6, 5)
-    scores = score(q, k)
-    assert scores.shape == (2, 4, 6)
-    expected = score.w(torch.tanh(score.w_q(q[0, 1]) + score.w_k(k[0, 2]))).squeeze()
-    torch.testing.assert_close(scores[0, 1, 2], expected, atol=ATOL, rtol=0)
-    with pytest.raises(ValueError, match=r"q must be \(\.\.\., T_q, 3\)"):
-        score(torch.randn(2, 4, 5), k)
-
-
 def test_multi_head_attention_rejects_bad_arguments():
     with pytest.raises(ValueError, match="d_model=10 is not divisible by num_heads=3"):
         MultiHeadAttention(10, 3)
@@ -747,3 +735,35 @@ def test_multi_head_weights_rows_sum_to_one(B, T, H, seed):
     assert math.isclose(
         float(weights[..., 0, 0].min().detach()), 1.0, abs_tol=1e-6
     )  # the first token sees only itself
+
+
+# --- Bahdanau's additive score ---
+
+
+def test_additive_score_equals_its_formula_pair_by_pair():
+    torch.manual_seed(0)
+    score = AdditiveScore(d_q=3, d_k=5, d_hidden=7)
+    assert [p.shape for p in score.parameters()] == [(7, 3), (7, 5), (1, 7)]  # no biases
+    q, k = torch.randn(2, 4, 3), torch.randn(2, 6, 5)
+    got = score(q, k)
+    assert got.shape == (2, 4, 6)
+    W_q, W_k, w = score.w_q.weight, score.w_k.weight, score.w.weight[0]
+    for b in range(2):
+        for i in range(4):
+            for j in range(6):
+                expected = w @ torch.tanh(W_q @ q[b, i] + W_k @ k[b, j])
+                torch.testing.assert_close(got[b, i, j], expected)
+
+
+def test_additive_score_refuses_bad_sizes_and_inputs():
+    with pytest.raises(ValueError, match="d_hidden"):
+        AdditiveScore(3, 5, 0)
+    with pytest.raises(ValueError, match="d_q"):
+        AdditiveScore(3.0, 5, 7)
+    score = AdditiveScore(3, 5, 7)
+    with pytest.raises(ValueError, match="q must be"):
+        score(torch.randn(2, 4, 5), torch.randn(2, 6, 5))      # q has the key's size
+    with pytest.raises(ValueError, match="q must be"):
+        score(torch.randn(2, 4, 3), torch.randn(3, 6, 5))      # batches differ
+    with pytest.raises(ValueError, match="floating"):
+        score(torch.ones(2, 4, 3, dtype=torch.long), torch.randn(2, 6, 5))
