@@ -758,12 +758,21 @@ def test_additive_score_equals_its_formula_pair_by_pair():
 def test_additive_score_refuses_bad_sizes_and_inputs():
     with pytest.raises(ValueError, match="d_hidden"):
         AdditiveScore(3, 5, 0)
-    with pytest.raises(ValueError, match="d_q"):
+    with pytest.raises(ValueError, match="^d_q must be a positive int"):
         AdditiveScore(3.0, 5, 7)
     score = AdditiveScore(3, 5, 7)
     with pytest.raises(ValueError, match="q must be"):
         score(torch.randn(2, 4, 5), torch.randn(2, 6, 5))      # q has the key's size
     with pytest.raises(ValueError, match="q must be"):
         score(torch.randn(2, 4, 3), torch.randn(3, 6, 5))      # batches differ
-    with pytest.raises(ValueError, match="floating"):
+    with pytest.raises(ValueError, match="^q must be a floating"):
         score(torch.ones(2, 4, 3, dtype=torch.long), torch.randn(2, 6, 5))
+    with pytest.raises(ValueError, match="^k must be a floating"):
+        score(torch.randn(2, 4, 3), torch.ones(2, 6, 5, dtype=torch.long))
+
+
+def test_additive_score_works_without_a_batch_dimension():
+    torch.manual_seed(0)
+    score = AdditiveScore(3, 5, 7)
+    q, k = torch.randn(4, 3), torch.randn(6, 5)
+    torch.testing.assert_close(score(q, k), score(q[None], k[None])[0])
