@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from utils import (
     attention,
+    bert,
     data,
     env,
     gpt,
@@ -50,6 +51,24 @@ def _seq2seq():
                                                          dim_feedforward=16))
 
 
+def _bert():
+    return bert.Bert(bert.BertConfig(vocab_size=10, block_size=8, type_vocab_size=2,
+                                     num_layers=1, num_heads=2, d_model=8,
+                                     dim_feedforward=16)).eval()
+
+
+def _hf_bert(cls="BertModel", **config):
+    import transformers
+    config = dict(dict(vocab_size=10, max_position_embeddings=8, hidden_size=8,
+                       num_hidden_layers=1, num_attention_heads=2, intermediate_size=16),
+                  **config)
+    return getattr(transformers, cls)(transformers.BertConfig(**config))
+
+
+def _mask_tokens(**kwargs):
+    return bert.mask_tokens(ids, **dict(dict(mask_id=1, vocab_size=10), **kwargs))
+
+
 def _hf_untied():
     from transformers import GPT2Config, GPT2LMHeadModel
     return GPT2LMHeadModel(GPT2Config(vocab_size=10, n_positions=8, n_embd=8, n_layer=1,
@@ -71,7 +90,15 @@ CASES = [
     ("type", lambda: env.make_generator("0"), "seed"),
     ("type", lambda: train.train(nn.Linear(1, 1), [1, 2], lambda m, b: None), "iterator"),
     ("type", lambda: sampling.sample_next(torch.zeros(1, 3), None), "generator"),
+    ("type", lambda: bert.BertConfig(num_layers=2.0), "num_layers"),
+    ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
+    ("type", lambda: _mask_tokens(generator="0"), "seed"),
     # --- shape ---
+    ("shape", lambda: _bert()(ids, torch.ones(2, 4, dtype=torch.bool)), "attention_mask"),
+    ("shape", lambda: _mask_tokens(can_mask=torch.ones(2, 4, dtype=torch.bool)),
+     "can_mask"),
+    ("shape", lambda: bert.mean_pool(x3, torch.ones(2, 4, dtype=torch.bool)),
+     "attention_mask"),
     ("shape", lambda: attention.split_heads(torch.zeros(2, 8), 2), "x must have shape"),
     ("shape", lambda: attention.merge_heads(torch.zeros(2, 3, 4)), "x must have shape"),
     ("shape", lambda: _mha()(x3[0], x3[0], x3[0]), "query"),
@@ -138,6 +165,22 @@ CASES = [
     ("broadcast", lambda: transformer.Transformer(8, 2, 1, 1, 16)(x3, x3[:1]), "batch size"),
     ("broadcast", lambda: attention.scaled_dot_product_attention(x3[:1], x3, x3),
      "batch dimensions"),
+    ("broadcast", lambda: _bert()(ids, token_type_ids=ids[:1] % 2), "token_type_ids"),
+    ("broadcast", lambda: _bert()(ids, torch.ones(1, 5, dtype=torch.bool)),
+     "attention_mask"),
+    ("range", lambda: bert.BertConfig(d_model=10, num_heads=3), "not divisible"),
+    ("range", lambda: _bert()(torch.zeros(1, 9, dtype=torch.long)), "block_size"),
+    ("range", lambda: _mask_tokens(p=0.0), "p must"),
+    ("range", lambda: _mask_tokens(p=1.0), "p must"),
+    ("range", lambda: _mask_tokens(mask_share=0.8, random_share=0.3), "at most 1"),
+    ("range", lambda: _mask_tokens(mask_id=10), "mask_id"),
+    ("vocabulary", lambda: _bert()(ids + 5), "vocab_size"),
+    ("vocabulary", lambda: _bert()(ids, token_type_ids=ids), "type_vocab_size"),
+    ("vocabulary", lambda: _mask_tokens(vocab_size=5), "vocab_size"),
+    ("dtype", lambda: _bert()(ids.float()), "input_ids"),
+    ("dtype", lambda: _mask_tokens(can_mask=torch.ones(2, 5)), "can_mask"),
+    ("mask", lambda: _bert()(ids, torch.zeros(2, 5)), "True/1 = a real token"),
+    ("mask", lambda: _bert()(ids, torch.full((2, 5), 2)), "ints 0/1"),
     # --- the mask convention: boolean, True = may attend ---
     ("mask", lambda: attention.scaled_dot_product_attention(x3, x3, x3, torch.zeros(5, 5)),
      "True = may attend"),
@@ -152,6 +195,15 @@ CASES = [
         x3, x3, src_key_padding_mask=torch.ones(2, 4, dtype=torch.bool)), "shape"),
     # --- converters: what the reference allows but ours does not model ---
     ("converter", lambda: gpt.GPT.from_hf(_hf_untied()), "tie"),
+    ("converter", lambda: bert.Bert.from_hf(_hf_bert(hidden_act="relu")), "hidden_act"),
+    ("converter", lambda: bert.Bert.from_hf(
+        _hf_bert(position_embedding_type="relative_key")), "position_embedding_type"),
+    ("converter", lambda: bert.Bert.from_hf(
+        _hf_bert(attention_probs_dropout_prob=0.0)), "dropout"),
+    ("converter", lambda: bert.Bert.from_hf(_hf_bert("BertForMaskedLM")), "BertModel"),
+    ("converter", lambda: bert.BertForMaskedLM.from_hf(_hf_bert()), "BertForMaskedLM"),
+    ("converter", lambda: bert.BertForMaskedLM.from_hf(
+        _hf_bert("BertForMaskedLM", tie_word_embeddings=False)), "tie"),
     ("converter", lambda: gpt.GPT.from_hf(nn.Linear(2, 2)), "GPT2LMHeadModel"),
     ("converter", lambda: rnn.LSTM.from_torch(nn.LSTM(2, 3, bidirectional=True)),
      "bidirectional"),
@@ -194,7 +246,7 @@ shapes = st.lists(st.integers(1, 4), min_size=0, max_size=5).map(tuple)
 @given(dtype=st.sampled_from(WRONG_ID_DTYPES), shape=shapes)
 def test_token_models_refuse_ids_of_a_wrong_dtype_or_shape(dtype, shape):
     idx = torch.zeros(shape, dtype=dtype)
-    for model in (_gpt(), char_rnn.CharLM(char_rnn.CharLMConfig(5))):
+    for model in (_gpt(), _bert(), char_rnn.CharLM(char_rnn.CharLMConfig(5))):
         with pytest.raises(ValueError, match="idx|ids"):
             model(idx)
 
