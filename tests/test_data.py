@@ -118,3 +118,27 @@ def test_random_chunks_rejects_bad_arguments():
         data.random_chunks(ids.view(2, 5), 2, 3)
     with pytest.raises(ValueError, match="batch_size"):
         data.random_chunks(ids, 0, 3)
+
+
+def test_split_corpus_holds_the_test_verses_out_of_both_texts():
+    split = data.split_corpus(n_test=20, val_share=0.1, seed=3)
+    assert list(split.book_verses) == list(data.BOOKS)
+    test, labels = split.labelled("test")
+    assert len(test) == 4 * 20 and labels.tolist() == [0] * 20 + [1] * 20 + [2] * 20 + [3] * 20
+    train_lines = set(split.train_text.splitlines())
+    val_lines = set(split.val_text.splitlines())
+    assert not (set(test) & (train_lines | val_lines))
+    # every other line is in exactly one text (some verses repeat word for word)
+    kept = [line for line in data.load_corpus().splitlines() if line not in set(test)]
+    n_kept = len(split.train_text.splitlines()) + len(split.val_text.splitlines())
+    assert n_kept == len(kept)
+    assert 0.08 < len(split.val_text.splitlines()) / n_kept < 0.12
+    train, train_labels = split.labelled("train", 5)
+    assert train == [v for verses in split.book_verses.values() for v in verses[20:25]]
+    assert train_labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
+    again = data.split_corpus(n_test=20, val_share=0.1, seed=3)
+    assert again.train_text == split.train_text  # seeded
+    with pytest.raises(ValueError, match="part"):
+        split.labelled("validation")
+    with pytest.raises(ValueError, match="n_per_book"):
+        split.labelled("train")

@@ -12,6 +12,7 @@ that can draw one batch, and :func:`random_chunks` for language modelling.
 
 import importlib.util
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from utils.checks import check_int, check_tensor
+from utils.checks import check_choice, check_int, check_number, check_tensor
 from utils.env import make_generator
 
 
@@ -79,6 +80,60 @@ def load_corpus(books: list[str] | None = None) -> str:
             raise ValueError(f"unknown book(s) {unknown}; e.g. {sorted(known)[:5]}")
         verses = [v for v in verses if v["book"] in books]
     return "\n".join(v["text"] for v in verses) + "\n"
+
+
+BOOKS = ("Genesis", "Psalms", "Matthew", "Romans")  # the classes of chapters 6 and 7
+
+
+@dataclass
+class CorpusSplit:
+    train_text: str  # for pretraining
+    val_text: str  # for validation losses
+    book_verses: dict  # each of `books`' verses, shuffled (labelled data)
+    n_test: int  # the first n_test verses of each book: the test set, in neither text
+
+    def labelled(self, part: str, n_per_book: int | None = None):
+        """``(verses, labels)`` of the 'test' part, or the first `n_per_book` verses
+        after it ('train'); a label is the book's index in `book_verses`."""
+        check_choice("part", part, ("train", "test"))
+        if part == "train":
+            check_int("n_per_book", n_per_book)
+        verses, labels = [], []
+        for label, shuffled in enumerate(self.book_verses.values()):
+            chosen = (
+                shuffled[: self.n_test]
+                if part == "test"
+                else shuffled[self.n_test : self.n_test + n_per_book]
+            )
+            verses += chosen
+            labels += [label] * len(chosen)
+        return verses, torch.tensor(labels)
+
+
+def split_corpus(
+    books=BOOKS, n_test: int = 150, val_share: float = 0.05, seed=0
+) -> CorpusSplit:
+    """The corpus for pretraining and classifying (chapters 6 and 7), split once.
+
+    The first `n_test` of each book's shuffled verses are held out as the test set; a
+    random `val_share` of the other lines is the validation text.
+    """
+    check_int("n_test", n_test)
+    check_number("val_share", val_share, low=0, high=1)
+    generator = make_generator(seed)
+    book_verses = {}
+    for book in books:
+        verses = load_corpus([book]).splitlines()
+        order = torch.randperm(len(verses), generator=generator).tolist()
+        book_verses[book] = [verses[i] for i in order]
+    held_out = {v + "\n" for verses in book_verses.values() for v in verses[:n_test]}
+    lines = [
+        line for line in load_corpus().splitlines(keepends=True) if line not in held_out
+    ]
+    is_val = torch.rand(len(lines), generator=generator) < val_share
+    train_text = "".join(line for line, v in zip(lines, is_val) if not v)
+    val_text = "".join(line for line, v in zip(lines, is_val) if v)
+    return CorpusSplit(train_text, val_text, book_verses, n_test)
 
 
 def endless_batches(sample: Callable, batch_size: int, seed=0) -> Iterator:

@@ -11,5 +11,7 @@ One module per experiment, named after it:
 * ``softmax_scaling`` (chapter 3): why the scores are divided by √d_k;
 * ``neighbour_heads`` (chapter 4): heads that specialise, and three ways to run them;
 * ``number_words`` (chapter 5): English number words to digits with a Transformer;
-* ``bigram`` (chapter 6): the next-token baseline a language model must beat.
+* ``bigram`` (chapter 6): the next-token baseline a language model must beat;
+* ``masked_lm`` (chapter 7): BERT's corruption, masked-LM batches, BERT against GPT,
+  and the real all-MiniLM-L6-v2.
 """
