@@ -230,10 +230,12 @@ def check_attention_mask(attention_mask, shape: tuple) -> None:
         or ((attention_mask != 0) & (attention_mask != 1)).any()
     )
     if bad:
+        values = attention_mask.unique()[:5].tolist()
         raise ValueError(
             "attention_mask must be bool or ints 0/1, True/1 = a real token (the "
-            f"course's and Hugging Face's convention), got dtype {attention_mask.dtype}"
-            " with other values (a float mask would be read as additive)"
+            "course's and Hugging Face's convention; floats are refused, an additive "
+            f"mask is another convention), got dtype {attention_mask.dtype} with "
+            f"values {values}"
         )
 
 
