@@ -95,17 +95,24 @@ def test_compare_on_blanks_counts_right_and_wrong_answers():
 
 
 def test_mask_free_accuracy_of_a_perfect_and_of_a_copying_model():
-    windows = torch.randint(10, (50, 16))
+    windows = torch.randint(9, (50, 16))  # 9 is the [MASK] id
     perfect = Oracle(windows, 10)
-    assert masked_lm.mask_free_accuracy(perfect, windows, 10) == (1.0, 1.0)
+    assert masked_lm.mask_free_accuracy(perfect, windows, 10, mask_id=9) == (1.0, 1.0)
 
     def copy_input(ids):  # reads each character back, never corrects one
         return (torch.nn.functional.one_hot(ids, 10).float(),)
 
-    fixed, read = masked_lm.mask_free_accuracy(copy_input, windows, 10, replace=0.5)
-    assert read == 1.0 and 0.02 < fixed < 0.2  # a swap keeps the original 1 time in 10
+    fixed, read = masked_lm.mask_free_accuracy(copy_input, windows, 10, mask_id=9,
+                                               replace=0.5)
+    assert read == 1.0 and 0.02 < fixed < 0.2  # a swap keeps the original 1 time in 9
+
+    def no_mask_read(ids):  # fails the test if it is ever shown the [MASK] id 9
+        assert (ids != 9).all()
+        return copy_input(ids)
+
+    masked_lm.mask_free_accuracy(no_mask_read, windows, 10, mask_id=9, replace=0.9)
     with pytest.raises(ValueError, match="replace"):
-        masked_lm.mask_free_accuracy(perfect, windows, 10, replace=0.0)
+        masked_lm.mask_free_accuracy(perfect, windows, 10, mask_id=9, replace=0.0)
 
 
 def test_corrupt_sentence_never_chooses_special_tokens_and_labels_each_fate():

@@ -149,14 +149,17 @@ def compare_on_blanks(bert, gpt, windows, lengths, start: int, mask_id: int) -> 
 
 
 @torch.no_grad()
-def mask_free_accuracy(bert, windows, vocab_size: int, replace: float = 0.1, seed=0):
+def mask_free_accuracy(
+    bert, windows, vocab_size: int, mask_id: int, replace: float = 0.1, seed=0
+):
     """How well BERT reads text with no [MASK] in it: a share `replace` of the
-    characters is swapped for random ones; returns (accuracy at the swapped
-    characters: correcting, accuracy at the others: reading them back)."""
+    characters is swapped for random ones (never `mask_id`); returns (accuracy at the
+    swapped characters: correcting, accuracy at the others: reading them back)."""
     check_number("replace", replace, low=0, high=1, low_open=True)
     generator = torch.Generator().manual_seed(seed)
     swapped = torch.rand(windows.shape, generator=generator) < replace
-    random_ids = torch.randint(vocab_size, windows.shape, generator=generator)
+    random_ids = torch.randint(vocab_size - 1, windows.shape, generator=generator)
+    random_ids += (random_ids >= mask_id).long()  # skip the [MASK] id
     inputs = torch.where(swapped, random_ids, windows)
     right = bert(inputs)[0].argmax(-1) == windows  # (n, T)
     return right[swapped].float().mean().item(), right[~swapped].float().mean().item()
@@ -363,13 +366,14 @@ def draw_mask_grid(ax, allowed, tokens: list[str], title: str) -> None:
 def draw_masks_and_mlm(fig) -> None:
     """The chapter's intuition diagram: GPT's causal mask, BERT's full mask with
     padding, and masked-language modelling on one sentence."""
+    words = ["in", "the", "beginning", "god", "created", "the"]
     tokens = ["[CLS]", "in", "the", "[MASK]", "god", "[SEP]", "[PAD]", "[PAD]"]
     T, real = len(tokens), 6
-    causal = [[k <= q for k in range(T)] for q in range(T)]
+    causal = [[k <= q for k in range(len(words))] for q in range(len(words))]
     full = [[k < real for k in range(T)] for q in range(T)]
     left, middle, right = fig.subplots(1, 3, width_ratios=[1, 1, 1.25])
-    draw_mask_grid(left, causal, tokens, "GPT: causal, (T, T)")
-    draw_mask_grid(middle, full, tokens, "BERT: every real token, (B, 1, 1, T)")
+    draw_mask_grid(left, causal, words, "GPT: causal mask (T, T)")
+    draw_mask_grid(middle, full, tokens, "BERT: (B, 1, 1, T), same for every query")
     right.axis("off")
     right.set_xlim(0, 10)
     right.set_ylim(0, 10)
