@@ -18,6 +18,7 @@ from utils import (
     data,
     env,
     gpt,
+    igpt,
     rnn,
     sampling,
     tokenizers,
@@ -69,6 +70,10 @@ def _mask_tokens(**kwargs):
     return bert.mask_tokens(ids, **dict(dict(mask_id=1, vocab_size=10), **kwargs))
 
 
+def _pixels():
+    return igpt.PixelTokenizer(3).fit(torch.rand(2, 4, 4))
+
+
 def _hf_untied():
     from transformers import GPT2Config, GPT2LMHeadModel
     return GPT2LMHeadModel(GPT2Config(vocab_size=10, n_positions=8, n_embd=8, n_layer=1,
@@ -91,6 +96,17 @@ CASES = [
     ("type", lambda: train.train(nn.Linear(1, 1), [1, 2], lambda m, b: None), "iterator"),
     ("type", lambda: sampling.sample_next(torch.zeros(1, 3), None), "generator"),
     ("type", lambda: bert.BertConfig(num_layers=2.0), "num_layers"),
+    ("type", lambda: igpt.PixelTokenizer(4.0), "n_levels"),
+    ("range", lambda: igpt.PixelTokenizer(0), "n_levels"),
+    ("shape", lambda: _pixels().encode(torch.rand(4, 4)), "images must have shape"),
+    ("dtype", lambda: _pixels().encode(torch.ones(1, 4, 4, dtype=torch.long)),
+     "floating"),
+    ("vocabulary", lambda: _pixels().decode(torch.tensor([[0, 1, 2, 3]]), (2, 2)),
+     "n_levels=3"),
+    ("shape", lambda: _pixels().decode(torch.tensor([[0, 1, 2]]), (2, 2)),
+     "ids must have shape"),
+    ("range", lambda: igpt.complete(_gpt(), ids, rows_given=5, width=1, start_id=9),
+     "rows_given"),
     ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
     ("type", lambda: _mask_tokens(generator="0"), "seed"),
     # --- shape ---

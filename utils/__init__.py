@@ -1,7 +1,7 @@
 """Shared code for *Attention, Step by Step*, in three layers.
 
 * **Models**, the code the course teaches: ``rnn``, ``attention``, ``transformer``,
-  ``gpt``, ``bert`` (and ``igpt``, ``vit`` as those chapters land). They never plot.
+  ``gpt``, ``bert``, ``igpt`` (and ``vit`` as its chapter lands). They never plot.
 * **Foundation**, what every chapter uses: ``checks`` (argument checks), ``env`` (seeds,
   threads, devices), ``data`` (data sets and batch streams), ``train`` (the training
   loop, losses, parameter counts), ``sampling``, ``tokenizers``, ``plot``, ``widgets``,
