@@ -194,6 +194,20 @@ def test_mean_pool_averages_the_real_tokens_only():
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     torch.testing.assert_close(mean_pool(h, mask),
                                torch.tensor([[1.0, 2.0], [8.0, 9.0]]))
+    one_real = torch.tensor([[0, 1, 0], [0, 0, 0]]).bool()  # no real token: zeros
+    torch.testing.assert_close(mean_pool(h, one_real),
+                               torch.tensor([[2.0, 3.0], [0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("hidden, mask, message", [
+    (torch.zeros(2, 3), torch.ones(2, 3), r"hidden must have shape \(B, T, d\)"),
+    (torch.zeros(2, 3, 4, dtype=torch.long), torch.ones(2, 3),
+     "hidden must be a floating-point tensor"),
+    (torch.zeros(2, 3, 4), torch.ones(2, 4), r"attention_mask must have shape \(2, 3\)"),
+])
+def test_mean_pool_refuses_bad_inputs_by_name(hidden, mask, message):
+    with pytest.raises(ValueError, match=message):
+        mean_pool(hidden, mask.long())
 
 
 # --- mask_tokens: BERT's 15% and 80/10/10 ---
