@@ -105,7 +105,7 @@ class Bert(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         self._check_inputs(input_ids, attention_mask, token_type_ids)
         if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)  # every token in sentence A
+            token_type_ids = torch.zeros_like(input_ids)  # every token in segment A
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, d)
         mask = None
         if attention_mask is not None:  # keys that are padding are hidden from all
