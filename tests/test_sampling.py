@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from utils.sampling import sample_next
+from utils.sampling import next_token_probs, sample_next
 
 
 def _generator(seed=0):
@@ -100,3 +100,20 @@ def test_rejects_bad_arguments(kwargs, match):
     arguments = dict(logits=torch.randn(2, 5), generator=_generator()) | kwargs
     with pytest.raises(ValueError, match=match):
         sample_next(**arguments)
+
+
+def test_next_token_probs_is_the_distribution_sample_next_draws_from():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    probs = next_token_probs(logits, temperature=0.5, top_k=3)
+    expected = torch.softmax(torch.tensor([4.0, 2.0, 0.0]), dim=0)
+    torch.testing.assert_close(probs[0, :3], expected)
+    assert probs[0, 3] == 0 and torch.isclose(probs.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(next_token_probs(logits), torch.softmax(logits, -1))
+    draws = torch.cat([sample_next(logits.expand(4000, -1), torch.Generator()
+                                   .manual_seed(0), 0.5, 3)])
+    counts = torch.bincount(draws.flatten(), minlength=4) / 4000
+    torch.testing.assert_close(counts, probs[0], atol=0.03, rtol=0)
+    with pytest.raises(ValueError, match="temperature"):
+        next_token_probs(logits, temperature=0.0)
+    with pytest.raises(ValueError, match="top_k"):
+        next_token_probs(logits, top_k=0)

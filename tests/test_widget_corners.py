@@ -1,4 +1,4 @@
-"""Each chapter's widget callback (the ones in utils) at its controls' corner values.
+"""Each chapter's widget callback at its controls' corner values.
 
 Every combination of each control's smallest and largest value, as the chapters set the
 controls, draws without error and leaves no figure open. The global random state is left
@@ -20,9 +20,13 @@ from utils.experiments.neighbour_heads import (
     neighbour_difference_batch,
 )
 from utils.experiments.number_words import draw_alignment
+from utils.experiments.positional_encoding import draw_positions
 from utils.experiments.receptive_field import draw_receptive_fields
 from utils.experiments.signal_recall import draw_long_range
 from utils.experiments.softmax_scaling import D_K_VALUES, draw_scaling
+from utils.experiments.temperature import draw_sampling
+from utils.gpt import GPT, GPTConfig
+from utils.tokenizers import CharTokenizer
 from utils.transformer import Seq2Seq, Seq2SeqConfig
 
 
@@ -38,6 +42,15 @@ def _alignment():
                                   d_model=16, num_heads=2, dim_feedforward=32,
                                   block_size=16))
     return partial(draw_alignment, model=model)
+
+
+def _sampling():
+    chars = CharTokenizer("And the LORD spake unto Moses\n")
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=chars.vocab_size, block_size=64, num_layers=1,
+                        num_heads=2, d_model=16)).eval()
+    return partial(draw_sampling, model=gpt, tokenizer=chars,
+                   prompt="And the LORD spake unto Mo")
 
 
 LAGS = [1, 5, 10, 20, 30, 40, 50, 60]
@@ -56,6 +69,9 @@ CALLBACKS = {
     "ch3": (lambda: draw_scaling, {"d_k": (D_K_VALUES[0], D_K_VALUES[-1])}),
     "ch4": (_heads, {"head": (0, 1), "example": (0, 15)}),
     "ch5": (_alignment, {"number": (400, 9999)}),
+    "ch5-positions": (lambda: draw_positions,
+                      {"d_model": (16, 128), "dimensions": (2, 128)}),
+    "ch6": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
 }
 
 
