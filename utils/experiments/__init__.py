@@ -11,7 +11,9 @@ One module per experiment, named after it:
 * ``softmax_scaling`` (chapter 3): why the scores are divided by √d_k;
 * ``neighbour_heads`` (chapter 4): heads that specialise, and three ways to run them;
 * ``number_words`` (chapter 5): English number words to digits with a Transformer;
+* ``positional_encoding`` (chapter 5): the sinusoidal encoding and its dot products;
 * ``bigram`` (chapter 6): the next-token baseline a language model must beat;
+* ``temperature`` (chapter 6): one prompt sampled at a temperature and a top-k;
 * ``masked_lm`` (chapter 7): BERT's corruption, masked-LM batches, BERT against GPT,
   and the real all-MiniLM-L6-v2.
 """
