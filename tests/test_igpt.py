@@ -120,3 +120,36 @@ def test_layer_features_are_each_blocks_output():
         last = gpt.transformer.ln_f(features[-1])
         torch.testing.assert_close(last, gpt.hidden_states(seq))
     assert all(not b._forward_hooks for b in gpt.transformer.h)  # hooks removed
+
+
+def test_fit_keeps_an_unused_level_and_moves_a_level_with_one_pixel():
+    image = torch.zeros(1, 4, 4)
+    image[0, 3, 3] = 1.0  # one bright pixel among fifteen dark ones
+    two = PixelTokenizer(2).fit(image)
+    torch.testing.assert_close(two.centroids, torch.tensor([0.0, 1.0]))
+    three = PixelTokenizer(3).fit(image)  # a level that no pixel is nearest to
+    assert three.centroids.shape == (3,) and three.centroids[0] == 0.0
+    assert three.centroids[-1] == 1.0 and torch.isfinite(three.centroids).all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: PixelTokenizer(0), "^n_levels must be a positive int"),
+    (lambda t: t.fit(torch.rand(1, 2, 2), iterations=0), "^iterations must"),
+    (lambda t: t.decode(torch.zeros(1, 4, dtype=torch.long), (0, 4)), "^H must"),
+    (lambda t: t.decode(torch.zeros(1, 4, dtype=torch.long), (4, 0)), "^W must"),
+    (lambda t: t.decode(torch.zeros(1, 4), (2, 2)), "^ids must have dtype"),
+    (lambda t: t.decode(torch.zeros(4, dtype=torch.long), (2, 2)),
+     r"^ids must have shape \(B, 4\)"),
+    (lambda t: t.encode(torch.rand(2, 2)), r"^images must have shape \(B, H, W\)"),
+])
+def test_refusals_name_the_argument_exactly(call, message):
+    tokenizer = PixelTokenizer(2).fit(torch.rand(1, 2, 2))
+    with pytest.raises(ValueError, match=message):
+        call(tokenizer)
+
+
+def test_an_empty_level_keeps_its_place_and_the_default_is_four_levels():
+    image = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])  # half black, half white
+    tokenizer = PixelTokenizer(3).fit(image)  # starts at the quantiles 0, 0.5, 1
+    torch.testing.assert_close(tokenizer.centroids, torch.tensor([0.0, 0.5, 1.0]))
+    assert PixelTokenizer().n_levels == 4
