@@ -68,7 +68,9 @@ test: setup browser lint
 ONLY ?= utils.*
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet mutmut==3.8.1 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/mutmut run --max-children 2 '$(ONLY)'
+	# one torch thread: OpenMP's thread pool does not survive mutmut's fork, and a mutant
+	# whose tests deadlock would be counted as a timeout instead of being tested
+	COURSE_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2 '$(ONLY)'
 	$(BIN)/mutmut results
 
 bench: setup

@@ -95,7 +95,7 @@ def test_complete_keeps_the_given_rows_and_the_cache_changes_nothing():
     assert torch.equal(torch.get_rng_state(), before)
     assert done.shape == ids.shape
     assert torch.equal(done[:, :4], ids[:, :4])
-    assert done.max() < 5
+    assert done.max() < 4  # never the start token
     uncached = complete(gpt, ids, rows_given=1, width=4, start_id=4, seed=2,
                         use_cache=False)
     assert torch.equal(done, uncached)
@@ -103,6 +103,8 @@ def test_complete_keeps_the_given_rows_and_the_cache_changes_nothing():
     assert torch.equal(done, again)
     with pytest.raises(ValueError, match="rows_given"):
         complete(gpt, ids, rows_given=3, width=4, start_id=4)
+    with pytest.raises(ValueError, match="block_size"):
+        complete(gpt, torch.randint(4, (1, 16)), rows_given=1, width=4, start_id=4)
     with pytest.raises(ValueError, match="width"):
         complete(gpt, ids, rows_given=1, width=5, start_id=4)
 
@@ -153,3 +155,16 @@ def test_an_empty_level_keeps_its_place_and_the_default_is_four_levels():
     tokenizer = PixelTokenizer(3).fit(image)  # starts at the quantiles 0, 0.5, 1
     torch.testing.assert_close(tokenizer.centroids, torch.tensor([0.0, 0.5, 1.0]))
     assert PixelTokenizer().n_levels == 4
+
+
+def test_complete_never_samples_the_start_token_and_greedy_is_the_argmax():
+    gpt = _gpt()
+    ids = torch.randint(4, (64, 12))
+    hot = complete(gpt, ids, rows_given=0, width=4, start_id=4, temperature=5.0)
+    assert hot.max() < 4 and hot.min() >= 0
+    greedy = complete(gpt, ids[:2], rows_given=1, width=4, start_id=4, top_k=1)
+    by_hand = with_start(ids[:2, :4], 4)
+    while by_hand.shape[1] < 13:  # full forward passes, start token excluded
+        logits = gpt(by_hand)[0][:, -1, :4]
+        by_hand = torch.cat([by_hand, logits.argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(greedy, by_hand[:, 1:])

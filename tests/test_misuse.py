@@ -30,6 +30,7 @@ from utils.experiments import (
     char_rnn,
     neighbour_heads,
     number_words,
+    pixel_gpt,
     signal_recall,
 )
 
@@ -107,6 +108,12 @@ CASES = [
      "ids must have shape"),
     ("range", lambda: igpt.complete(_gpt(), ids, rows_given=5, width=1, start_id=9),
      "rows_given"),
+    ("range", lambda: igpt.complete(_gpt(), torch.randint(0, 4, (1, 8)), rows_given=1,
+                                   width=4, start_id=9), "block_size"),
+    ("range", lambda: pixel_gpt.pixel_digits(n_test=0), "n_test"),
+    ("range", lambda: pixel_gpt.probe_accuracy(x3[0], ids[0], x3[1], ids[1], 6),
+     "n_labels"),
+    ("dtype", lambda: pixel_gpt.pixel_batches(ids.float(), 2, 9), "ids"),
     ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
     ("type", lambda: _mask_tokens(generator="0"), "seed"),
     # --- shape ---

@@ -53,6 +53,15 @@ def _sampling():
                    prompt="And the LORD spake unto Mo")
 
 
+def _completions():
+    from utils.experiments import pixel_gpt
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=5, block_size=197, num_layers=1, num_heads=2,
+                        d_model=16)).eval()
+    return partial(pixel_gpt.draw_completions, model=gpt,
+                   digits=pixel_gpt.pixel_digits(n_levels=4))
+
+
 LAGS = [1, 5, 10, 20, 30, 40, 50, 60]
 RESULTS = {"lags": LAGS, "chance": 0.25, "rnn": [0.25] * 8, ("lstm", 0.0): [1.0] * 8,
            ("lstm", 2.0): [1.0] * 8}
@@ -72,6 +81,8 @@ CALLBACKS = {
     "ch5-positions": (lambda: draw_positions,
                       {"d_model": (16, 128), "dimensions": (2, 128)}),
     "ch6": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
+    "ch8": (_completions, {"index": (0, 999), "rows_given": (0, 13),
+                           "temperature": (0.2, 2.0)}),
 }
 
 

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from utils.checks import check_int, check_tensor
 from utils.env import make_generator
+from utils.gpt import KVCache
+from utils.sampling import sample_next
 
 
 class PixelTokenizer:
@@ -107,7 +109,12 @@ def complete(
     seed=0,
 ) -> torch.Tensor:
     """Keep the first `rows_given` rows of each image (B, H·W ids) and let `gpt`
-    sample the rest, pixel by pixel: returns (B, H·W) ids."""
+    sample the rest, pixel by pixel: returns (B, H·W) ids.
+
+    This is the loop of ``GPT.generate`` with one change: the start token is not a
+    pixel, so its logit is set to -inf before each draw (``generate`` samples from
+    the whole vocabulary).
+    """
     check_tensor("ids", ids, ("B", "H·W"), dtype=torch.long)
     check_int("width", width)
     if ids.shape[1] % width:
@@ -115,17 +122,23 @@ def complete(
     height = ids.shape[1] // width
     if not 0 <= check_int("rows_given", rows_given, minimum=0) < height:
         raise ValueError(f"rows_given must be in [0, {height - 1}], got {rows_given}")
-    prompt = with_start(ids[:, : rows_given * width], start_id)
-    new = (height - rows_given) * width
-    out = gpt.generate(
-        prompt,
-        new,
-        temperature=temperature,
-        top_k=top_k,
-        use_cache=use_cache,
-        seed=make_generator(seed),
-    )
-    return out[:, 1:]  # (B, H·W) without the start token
+    if gpt.config.block_size < 1 + ids.shape[1]:
+        raise ValueError(
+            f"gpt.config.block_size={gpt.config.block_size} is shorter than the start "
+            f"token and {ids.shape[1]} pixels"
+        )
+    generator = make_generator(seed)
+    cache = [KVCache() for _ in gpt.transformer.h] if use_cache else None
+    idx = with_start(ids[:, : rows_given * width], start_id)  # (B, 1 + given)
+    new_tokens = idx
+    for _ in range((height - rows_given) * width):
+        h = gpt.hidden_states(new_tokens, cache)  # (B, T_new, C)
+        logits = gpt.lm_head(h[:, -1])  # (B, V)
+        logits[:, start_id] = float("-inf")
+        next_id = sample_next(logits, generator, temperature, top_k)  # (B, 1)
+        idx = torch.cat([idx, next_id], dim=1)
+        new_tokens = next_id if use_cache else idx
+    return idx[:, 1:]  # (B, H·W) without the start token
 
 
 @torch.no_grad()
