@@ -1,0 +1,144 @@
+import pytest
+import torch
+import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utils.attention import record_attention
+from utils.vit import HF_NAMES, PatchEmbedding, ViT, ViTConfig, hf_name, patchify
+
+CONFIGS = {
+    "grey, patch 7": dict(image_size=28, patch_size=7, num_channels=1, num_labels=10,
+                          hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64),
+    "RGB, patch 4": dict(image_size=16, patch_size=4, num_channels=3, num_labels=5,
+                         hidden_size=24, num_hidden_layers=3, num_attention_heads=2,
+                         intermediate_size=48, layer_norm_eps=1e-6),
+}
+
+
+def _reference(**overrides):
+    config = transformers.ViTConfig(
+        **{**CONFIGS["grey, patch 7"], "hidden_dropout_prob": 0.0,
+           "attention_probs_dropout_prob": 0.0, **overrides},
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    return transformers.ViTForImageClassification(config).eval()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_logits_equal_transformers_vit_with_copied_weights(name):
+    reference = _reference(**CONFIGS[name])
+    with torch.no_grad():  # random, non-zero class token and positions
+        reference.vit.embeddings.cls_token.normal_()
+        reference.vit.embeddings.position_embeddings.normal_()
+    ours = ViT.from_hf(reference).eval()
+    c = ours.config
+    images = torch.randn(3, c.in_channels, c.image_size, c.image_size)
+    with torch.no_grad():
+        expected = reference(pixel_values=images).logits
+        got = ours(images)
+    assert got.shape == (3, c.num_classes)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+
+def test_every_tensor_is_copied_and_the_config_is_read():
+    reference = _reference(**CONFIGS["RGB, patch 4"])
+    ours = ViT.from_hf(reference)
+    theirs = reference.state_dict()
+    for name, tensor in ours.state_dict().items():
+        assert torch.equal(tensor, theirs[hf_name(name)]), name
+    assert len(ours.state_dict()) == len(theirs)
+    assert (ours.config.image_size, ours.config.patch_size, ours.config.in_channels,
+            ours.config.num_classes, ours.config.layer_norm_eps) == (16, 4, 3, 5, 1e-6)
+    assert len(HF_NAMES["layer"]) == 8
+    with pytest.raises(ValueError, match="no transformers name"):
+        hf_name("nothing.weight")
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (dict(hidden_act="relu"), "hidden_act"),
+    (dict(qkv_bias=False), "qkv_bias"),
+    (dict(attention_probs_dropout_prob=0.1), "attention_probs_dropout_prob"),
+    (dict(image_size=(28, 14)), "square"),
+])
+def test_from_hf_refuses_what_it_does_not_support(overrides, words):
+    with pytest.raises(ValueError, match=words):
+        ViT.from_hf(_reference(**overrides))
+
+
+def test_from_hf_refuses_another_model():
+    with pytest.raises(ValueError, match="ViTForImageClassification"):
+        ViT.from_hf(_reference().vit)
+
+
+def test_patch_embedding_is_a_linear_layer_on_flattened_patches():
+    config = ViTConfig(image_size=12, patch_size=4, in_channels=3, d_model=8,
+                       num_heads=2)
+    embed = PatchEmbedding(config)
+    images = torch.randn(2, 3, 12, 12)
+    patches = patchify(images, 4)  # (B, N, C·P·P)
+    assert patches.shape == (2, 9, 48)
+    # patch 5 is row 1, column 2: pixels [4:8, 8:12] of every channel
+    assert torch.equal(patches[0, 5], images[0, :, 4:8, 8:12].flatten())
+    weight = embed.projection.weight.flatten(1)  # (d, C·P·P)
+    linear = patches @ weight.T + embed.projection.bias
+    assert torch.allclose(embed(images), linear, atol=1e-5)
+    with pytest.raises(ValueError, match="patch_size"):
+        patchify(torch.randn(1, 1, 10, 10), 4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_permuting_patches_and_positions_together_changes_nothing(seed):
+    """ViT has no built-in notion of 2-D layout: only the position embeddings say
+    where a patch was."""
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(image_size=12, patch_size=4, d_model=16, num_heads=2,
+                          num_layers=2, dim_feedforward=32)).eval()
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(9, generator=generator)
+    images = torch.randn(2, 1, 12, 12, generator=generator)
+    # rearrange the 3×3 grid of patches by `perm`
+    grid = images.unfold(2, 4, 4).unfold(3, 4, 4)  # (B, 1, 3, 3, 4, 4)
+    tiles = grid.reshape(2, 1, 9, 4, 4)[:, :, perm].reshape(2, 1, 3, 3, 4, 4)
+    shuffled = tiles.permute(0, 1, 2, 4, 3, 5).reshape(2, 1, 12, 12)
+    assert torch.equal(patchify(shuffled, 4), patchify(images, 4)[:, perm])
+    moved = ViT(model.config).eval()
+    moved.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        moved.position[0, 1:] = model.position[0, 1:][perm]
+        expected, got = model.features(images)[:, 0], moved.features(shuffled)[:, 0]
+        shuffled_only = model.features(shuffled)[:, 0]
+    assert torch.allclose(got, expected, atol=1e-5)
+    if not torch.equal(perm, torch.arange(9)):  # the positions are what tells them apart
+        assert not torch.allclose(shuffled_only, expected, atol=1e-3)
+
+
+def test_attention_weights_of_every_layer_are_recorded():
+    model = ViT(ViTConfig(image_size=12, patch_size=4, d_model=16, num_heads=2,
+                          num_layers=3, dim_feedforward=32)).eval()
+    with torch.no_grad(), record_attention(model) as maps:
+        model(torch.randn(2, 1, 12, 12))
+    assert len(maps) == 3
+    for weights in maps.values():
+        assert weights.shape == (2, 2, 10, 10)
+        assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 10))
+
+
+def test_bad_images_and_configs_get_a_value_error():
+    model = ViT(ViTConfig(image_size=12, patch_size=4, d_model=16, num_heads=2))
+    with pytest.raises(ValueError, match="images must have shape"):
+        model(torch.randn(2, 3, 12, 12))  # 3 channels for a grey model
+    with pytest.raises(ValueError, match="images must have shape"):
+        model(torch.randn(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="floating"):
+        model(torch.ones(2, 1, 12, 12, dtype=torch.long))
+    with pytest.raises(ValueError, match="image_size"):
+        ViTConfig(image_size=28, patch_size=5)
+    with pytest.raises(ValueError, match="d_model"):
+        ViTConfig(d_model=30, num_heads=4)
+    with pytest.raises(ValueError, match="patch_size"):
+        ViTConfig(patch_size=0)
+    assert ViTConfig(image_size=28, patch_size=7).num_patches == 16

@@ -1,0 +1,223 @@
+"""The Vision Transformer (Dosovitskiy et al., 2021): an image cut into patches, each
+patch a token, read by the course's pre-norm encoder layers.
+
+Used in chapter 9. Nothing here is new except the first step: a patch embedding turns
+(B, C, H, W) images into (B, N, d) tokens, a learned [class] token goes in front, and
+learned position embeddings are added. The encoder is chapter 5's `EncoderLayer` with
+``norm_first=True`` and GELU, and the head reads the class token. Attention weights come
+from :func:`utils.attention.record_attention`, as for every model in the course.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.checks import (
+    check_divisible,
+    check_int,
+    check_number,
+    check_probability,
+    check_tensor,
+)
+from utils.transformer import EncoderLayer
+
+
+@dataclass
+class ViTConfig:
+    image_size: int = 28  # height = width, in pixels
+    patch_size: int = 7  # height = width of one patch (must divide image_size)
+    in_channels: int = 1  # 1 for grey, 3 for RGB
+    num_classes: int = 10
+    num_layers: int = 4  # encoder layers
+    num_heads: int = 4  # attention heads per layer
+    d_model: int = 64  # width of every token
+    dim_feedforward: int = 128  # hidden width of the feed-forward network
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-12  # Hugging Face's ViT default
+
+    def __post_init__(self):
+        for name in (
+            "image_size",
+            "patch_size",
+            "in_channels",
+            "num_classes",
+            "num_layers",
+            "num_heads",
+            "d_model",
+            "dim_feedforward",
+        ):
+            check_int(name, getattr(self, name))
+        check_divisible("image_size", self.image_size, "patch_size", self.patch_size)
+        check_divisible("d_model", self.d_model, "num_heads", self.num_heads)
+        check_probability("dropout", self.dropout)
+        check_number("layer_norm_eps", self.layer_norm_eps, low=0, low_open=True)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, C·P·P): the patches in raster order, each flattened
+    channel by channel (the order of a Conv2d weight's input dimensions)."""
+    check_tensor("images", images, ("B", "C", "H", "W"), floating=True)
+    check_divisible("image height", images.shape[2], "patch_size", patch_size)
+    check_divisible("image width", images.shape[3], "patch_size", patch_size)
+    return F.unfold(images, patch_size, stride=patch_size).transpose(1, 2)
+
+
+class PatchEmbedding(nn.Module):
+    """A convolution with kernel = stride = patch size: one d-vector per patch.
+
+    It is a linear layer applied to each flattened patch (see :func:`patchify`).
+    """
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        p = config.patch_size
+        self.projection = nn.Conv2d(config.in_channels, config.d_model, p, stride=p)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projection(images).flatten(2).transpose(1, 2)  # (B, N, d)
+
+
+class ViT(nn.Module):
+    """Patches -> [class] token + positions -> pre-norm encoder -> LayerNorm -> head.
+
+    forward(images (B, C, H, W)) -> class logits (B, num_classes).
+    """
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.patch_embedding = PatchEmbedding(config)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.position = nn.Parameter(torch.zeros(1, 1 + config.num_patches, d))
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(
+                d,
+                config.num_heads,
+                config.dim_feedforward,
+                config.dropout,
+                norm_first=True,
+                layer_norm_eps=config.layer_norm_eps,
+                activation="gelu",
+            )
+            for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.head = nn.Linear(d, config.num_classes)
+        nn.init.trunc_normal_(self.position, std=0.02)
+        nn.init.trunc_normal_(self.class_token, std=0.02)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, 1 + N, d): every token after the final LayerNorm; token
+        0 is the class token."""
+        c = self.config
+        check_tensor(
+            "images",
+            images,
+            ("B", c.in_channels, c.image_size, c.image_size),
+            floating=True,
+        )
+        patches = self.patch_embedding(images)  # (B, N, d)
+        class_token = self.class_token.expand(len(images), -1, -1)  # (B, 1, d)
+        x = self.dropout(torch.cat([class_token, patches], 1) + self.position)
+        for layer in self.layers:
+            x = layer(x)  # (B, 1 + N, d)
+        return self.norm(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)[:, 0])  # (B, num_classes)
+
+    @classmethod
+    def from_hf(cls, model) -> "ViT":
+        """The same model, with the weights of a ``transformers``
+        ``ViTForImageClassification``."""
+        if type(model).__name__ != "ViTForImageClassification":
+            raise ValueError(
+                f"from_hf needs a ViTForImageClassification, got {type(model).__name__}"
+            )
+        hf = model.config
+        unsupported = {
+            "hidden_act": (hf.hidden_act, "gelu"),
+            "qkv_bias": (hf.qkv_bias, True),
+            "image_size is square": (
+                _pair(hf.image_size)[0] == _pair(hf.image_size)[1],
+                True,
+            ),
+            "attention_probs_dropout_prob": (
+                hf.attention_probs_dropout_prob,
+                hf.hidden_dropout_prob,
+            ),
+        }
+        for key, (got, supported) in unsupported.items():
+            if got != supported:
+                raise ValueError(
+                    f"from_hf supports {key}={supported!r} (ours has GELU with erf, "
+                    f"query/key/value biases, square images and one dropout), got "
+                    f"{got!r}"
+                )
+        config = ViTConfig(
+            image_size=_pair(hf.image_size)[0],
+            patch_size=hf.patch_size,
+            in_channels=hf.num_channels,
+            num_classes=hf.num_labels,
+            num_layers=hf.num_hidden_layers,
+            num_heads=hf.num_attention_heads,
+            d_model=hf.hidden_size,
+            dim_feedforward=hf.intermediate_size,
+            dropout=hf.hidden_dropout_prob,
+            layer_norm_eps=hf.layer_norm_eps,
+        )
+        with torch.random.fork_rng():  # the random initial weights are all replaced
+            ours = cls(config)
+        theirs = model.state_dict()
+        with torch.no_grad():
+            for name, p in ours.state_dict().items():
+                p.copy_(theirs[hf_name(name)])
+        return ours
+
+
+def _pair(size) -> tuple[int, int]:
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+# where each of our tensors lives in transformers' ViTForImageClassification
+HF_NAMES = {
+    "layer": [
+        ("attention.q_proj", "self_attn.w_q"),
+        ("attention.k_proj", "self_attn.w_k"),
+        ("attention.v_proj", "self_attn.w_v"),
+        ("attention.o_proj", "self_attn.w_o"),
+        ("layernorm_before", "self_attn_sublayer.norm"),
+        ("mlp.fc1", "feed_forward.linear1"),
+        ("mlp.fc2", "feed_forward.linear2"),
+        ("layernorm_after", "feed_forward_sublayer.norm"),
+    ],
+    "model": [
+        ("vit.embeddings.patch_embeddings.projection", "patch_embedding.projection"),
+        ("vit.embeddings.cls_token", "class_token"),
+        ("vit.embeddings.position_embeddings", "position"),
+        ("vit.layernorm", "norm"),
+        ("classifier", "head"),
+    ],
+}
+
+
+def hf_name(ours: str) -> str:
+    """transformers' name for one of our tensors, e.g. 'layers.0.self_attn.w_q.weight'
+    -> 'vit.layers.0.attention.q_proj.weight'."""
+    if ours.startswith("layers."):
+        _, i, rest = ours.split(".", 2)
+        for theirs, mine in HF_NAMES["layer"]:
+            if rest.startswith(mine + "."):
+                return f"vit.layers.{i}.{theirs}{rest[len(mine) :]}"
+    for theirs, mine in HF_NAMES["model"]:
+        if ours == mine or ours.startswith(mine + "."):
+            return theirs + ours[len(mine) :]
+    raise ValueError(f"no transformers name for {ours!r}")
