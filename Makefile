@@ -63,8 +63,9 @@ test: setup browser lint
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
 
 # Mutation testing against the unit tests (not part of make test): pinned mutmut, installed
-# on demand. All of utils/ is about 5,900 mutants; at about 20 a minute on two cores, run
-# it per module, e.g. make mutate ONLY='utils.attention.*' (mutant names are globbed)
+# on demand. All of utils/ is about 8,600 mutants: the model modules run at 100-300 a
+# minute on two cores, the experiment modules (whose tests train) much slower, so run it
+# per module, e.g. make mutate ONLY='utils.attention.*' (mutant names are globbed)
 ONLY ?= utils.*
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet mutmut==3.8.1 2>&1 | grep -v "^WARNING: Location" || true

@@ -522,6 +522,27 @@ def test_self_attention_module():
         layer(torch.randn(2, 5, 6))
 
 
+def test_self_attention_defaults_and_its_arguments_named_in_errors():
+    default = SelfAttention(8)  # d_k defaults to d_model; no biases unless asked
+    assert default.w_q.weight.shape == (8, 8) and default.w_q.bias is None
+    biased = SelfAttention(8, 4, bias=True)
+    assert all(w.bias is not None and w.bias.shape == (4,)
+               for w in (biased.w_q, biased.w_k, biased.w_v))
+    for call, words in [
+        (lambda: SelfAttention(8.0), "d_model=8.0"),
+        (lambda: SelfAttention(8, bias="yes"), "bias="),
+        (lambda: default(torch.ones(2, 5, 8, dtype=torch.long)), "x must be a floating"),
+        (lambda: default(torch.randn(2, 5, 4)), r"x must have shape \(B, T, 8\)"),
+        (lambda: AdditiveScore(4, 0, 8), "d_k=0"),
+        (lambda: AdditiveScore(4, 4, 0), "d_hidden=0"),
+        (lambda: AdditiveScore(0, 4, 4), "d_q=0"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            call()
+    score = AdditiveScore(4, 6, 8)
+    assert all(layer.bias is None for layer in (score.w_q, score.w_k, score.w))
+
+
 def test_multi_head_attention_rejects_bad_arguments():
     with pytest.raises(ValueError, match="d_model=10 is not divisible by num_heads=3"):
         MultiHeadAttention(10, 3)

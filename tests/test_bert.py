@@ -295,3 +295,14 @@ def test_all_minilm_l6_v2_matches_transformers_loaded_from_the_same_files():
         expected = reference(ids, attention_mask=mask).last_hidden_state
         got = ours(ids, mask)
     assert (got - expected)[mask.bool()].abs().max().item() <= 1e-5
+
+
+def test_masked_lm_keeps_its_config_and_initialises_its_head_like_bert():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, block_size=8, num_layers=1, num_heads=2,
+                        d_model=64, dim_feedforward=32)
+    model = BertForMaskedLM(config)
+    assert model.config is config
+    dense = model.head.dense
+    assert abs(dense.weight.std().item() - 0.02) < 0.002  # not nn.Linear's default
+    assert torch.equal(dense.bias, torch.zeros(64))

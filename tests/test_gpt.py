@@ -341,6 +341,19 @@ def test_classifier_ignores_right_padding():
     assert clf(idx, lengths).shape == (2, 3)
 
 
+def test_classifier_pools_the_mean_of_the_real_tokens():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=12, block_size=10, num_layers=1, num_heads=2,
+                        d_model=8)).eval()
+    clf = GPTClassifier(gpt, 3).eval()
+    idx = torch.randint(12, (3, 6))
+    lengths = torch.tensor([1, 4, 6])  # a single real token is allowed
+    with torch.no_grad():
+        h = gpt.hidden_states(idx)
+        expected = torch.stack([h[b, :n].mean(0) for b, n in enumerate(lengths)])
+        torch.testing.assert_close(clf(idx, lengths), clf.head(expected))
+
+
 def test_classifier_rejects_lengths_outside_the_sequence():
     clf = GPTClassifier(
         GPT(

@@ -142,3 +142,46 @@ def test_bad_images_and_configs_get_a_value_error():
     with pytest.raises(ValueError, match="patch_size"):
         ViTConfig(patch_size=0)
     assert ViTConfig(image_size=28, patch_size=7).num_patches == 16
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ViTConfig(image_size=28, patch_size=5),
+     "image_size=28 is not divisible by patch_size=5"),
+    (lambda: ViTConfig(d_model=30, num_heads=4), "d_model=30 is not divisible by num_heads=4"),
+    (lambda: ViTConfig(dropout=1.5), "dropout must be in [0, 1), got dropout=1.5"),
+    (lambda: ViTConfig(layer_norm_eps=0.0),
+     "layer_norm_eps must be in (0, inf], got layer_norm_eps=0.0"),
+    (lambda: ViTConfig(layer_norm_eps=-1e-6),
+     "layer_norm_eps must be in (0, inf], got layer_norm_eps=-1e-06"),
+    (lambda: patchify(torch.rand(1, 1, 10, 12), 4),
+     "image height=10 is not divisible by patch_size=4"),
+    (lambda: patchify(torch.rand(1, 1, 12, 10), 4),
+     "image width=10 is not divisible by patch_size=4"),
+    (lambda: patchify(torch.rand(1, 12, 12), 4),
+     "images must have shape (B, C, H, W), got (1, 12, 12)"),
+    (lambda: patchify(torch.ones(1, 1, 12, 12, dtype=torch.long), 4),
+     "images must be a floating-point tensor, got dtype torch.int64"),
+    (lambda: ViT(ViTConfig(image_size=12, patch_size=4, d_model=16, num_heads=2))(
+        torch.rand(2, 3, 12, 12)), "images must have shape (B, 1, 12, 12), got (2, 3, 12, 12)"),
+])
+def test_error_messages_name_the_argument_and_what_was_expected(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert str(error.value) == message
+
+
+def test_configuration_reaches_every_part_and_tokens_start_like_vit():
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=28, patch_size=4, d_model=64, num_heads=4,
+                       num_layers=2, dim_feedforward=96, dropout=0.25,
+                       layer_norm_eps=1e-3)
+    model = ViT(config)
+    layer = model.layers[0]
+    assert layer.self_attn_sublayer.dropout.p == 0.25 and model.dropout.p == 0.25
+    assert layer.feed_forward.linear1.out_features == 96
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * 2 + 1 and all(n.eps == 1e-3 for n in norms)
+    assert model.head.out_features == 10 and model.position.shape == (1, 50, 64)
+    # ViT's initialisation: truncated normal with std 0.02 (not the default 1)
+    assert 0.015 < model.position.std().item() < 0.025
+    assert model.class_token.abs().max().item() < 0.1

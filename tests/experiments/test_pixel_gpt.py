@@ -115,7 +115,10 @@ def test_raster_diagram_marks_the_pixels_read_and_the_one_predicted(digits):
     px.draw_raster_order(fig, ids, digits.tokenizer, (14, 14), step=20)
     image_ax, sequence_ax = fig.axes
     assert len(image_ax.patches) == 21  # pixels 0..20: read, and the one predicted
-    assert "?" in [t.get_text() for t in sequence_ax.texts]
+    texts = [t.get_text() for t in sequence_ax.texts]
+    assert texts[:2] == ["<s>", "…"] and "?" in texts and "·" in texts
+    read = [int(t) for t in texts[2 : texts.index("?")]]
+    assert read == ids[12:20].tolist()  # the last 8 pixels before the predicted one
     plt.close(fig)
     with pytest.raises(ValueError, match="step"):
         px.draw_raster_order(plt.figure(), ids, digits.tokenizer, (14, 14), step=196)
@@ -128,7 +131,9 @@ def test_completion_figure_keeps_the_given_rows_and_refuses_bad_input(digits, gp
     px.draw_completions(fig, gpt, digits, index=2, rows_given=5, temperature=1.0,
                         n_samples=3)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["given", "sample 1", "sample 2", "sample 3", "original"]
+    label = digits.part("test")[2][2].item()
+    assert titles == ["given", "sample 1", "sample 2", "sample 3",
+                      f"original (a {label})"]
     given = fig.axes[0].images[0].get_array()
     assert given[5:].mask.all() and not given[:5].mask.any()  # NaN below the given rows
     plt.close(fig)

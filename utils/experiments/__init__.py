@@ -15,5 +15,7 @@ One module per experiment, named after it:
 * ``bigram`` (chapter 6): the next-token baseline a language model must beat;
 * ``temperature`` (chapter 6): one prompt sampled at a temperature and a top-k;
 * ``masked_lm`` (chapter 7): BERT's corruption, masked-LM batches, BERT against GPT,
-  and the real all-MiniLM-L6-v2.
+  and the real all-MiniLM-L6-v2;
+* ``pixel_gpt`` (chapter 8): MNIST digits as pixel tokens, the baselines a pixel model
+  must beat, completions and linear probes.
 """

@@ -119,7 +119,7 @@ def draw_raster_order(fig, digit_ids: torch.Tensor, tokenizer, shape, step: int)
     boxes = [("<s>", QUERY)] + ([("…", None)] if start else [])
     boxes += [(str(int(digit_ids[t])), QUERY) for t in range(start, step)]
     boxes += [("?", KEY)]
-    boxes += [(str(int(t)), "#DDDDDD") for t in digit_ids[step + 1 : step + 2]]
+    boxes += [("·", "#DDDDDD")] if step + 1 < H * W else []  # not read yet
     boxes += [("…", None)]
     ax_seq.set_xlim(-0.6, len(boxes) - 0.4)
     ax_seq.set_ylim(-2.0, 0.6)
@@ -227,11 +227,11 @@ def draw_completions(
     rows_given: int,
     temperature: float,
     n_samples: int = 4,
-    seed=0,
 ) -> None:
     """One held-out digit: what the model was given, `n_samples` completions and the
-    original."""
-    _, test_ids, _ = digits.part("test")
+    original. The samples are drawn with seed = `index`, so each digit has its own
+    random draws and a redraw gives the same picture."""
+    _, test_ids, test_labels = digits.part("test")
     if not 0 <= check_int("index", index, minimum=0) < len(test_ids):
         raise ValueError(f"index must be in [0, {len(test_ids) - 1}], got {index}")
     H, W = digits.shape
@@ -243,7 +243,7 @@ def draw_completions(
         W,
         digits.tokenizer.start_id,
         temperature=temperature,
-        seed=seed,
+        seed=index,
     )
     given = digits.tokenizer.decode(ids[:1], (H, W))[0].clone()
     given[rows_given:] = float("nan")
@@ -252,7 +252,8 @@ def draw_completions(
         (f"sample {k + 1}", img)
         for k, img in enumerate(digits.tokenizer.decode(done, (H, W)))
     ]
-    panels.append(("original", digits.tokenizer.decode(ids[:1], (H, W))[0]))
+    original = digits.tokenizer.decode(ids[:1], (H, W))[0]
+    panels.append((f"original (a {test_labels[index]})", original))
     axes = fig.subplots(1, len(panels))
     for ax, (title, img) in zip(axes, panels):
         image(ax, img, title=title)
