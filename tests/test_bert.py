@@ -306,3 +306,47 @@ def test_masked_lm_keeps_its_config_and_initialises_its_head_like_bert():
     dense = model.head.dense
     assert abs(dense.weight.std().item() - 0.02) < 0.002  # not nn.Linear's default
     assert torch.equal(dense.bias, torch.zeros(64))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(vocab_size=0), "vocab_size must be a positive int, got vocab_size=0"),
+    (dict(mask_id=-1), "mask_id must be an int >= 0, got mask_id=-1"),
+    (dict(mask_id=10), "mask_id=10 must be < vocab_size=10"),
+    (dict(p=1.5), "p must be in (0, 1), got p=1.5"),
+    (dict(p=1), "p must be in (0, 1), got p=1"),
+    (dict(p=0.0), "p must be in (0, 1), got p=0.0"),
+    (dict(mask_share=-0.1), "mask_share must be in [0, 1], got mask_share=-0.1"),
+    (dict(mask_share=1.5), "mask_share must be in [0, 1], got mask_share=1.5"),
+    (dict(random_share=-0.1), "random_share must be in [0, 1], got random_share=-0.1"),
+    (dict(random_share=1.5), "random_share must be in [0, 1], got random_share=1.5"),
+    (dict(mask_share=0.6, random_share=0.5),
+     "mask_share + random_share must be at most 1 (the rest stays unchanged), "
+     "got 0.6 + 0.5"),
+    (dict(can_mask=torch.ones(2, 4, dtype=torch.bool)),
+     "can_mask must have shape (2, 5), got (2, 4)"),
+    (dict(can_mask=torch.ones(2, 5)), "can_mask must have dtype torch.bool, got torch.float32"),
+])
+def test_mask_tokens_messages_name_the_argument_and_the_range(overrides, message):
+    ids = torch.randint(5, 10, (2, 5))
+    with pytest.raises(ValueError) as error:
+        mask_tokens(ids, **{"mask_id": 1, "vocab_size": 10, **overrides})
+    assert str(error.value) == message
+    with pytest.raises(ValueError, match="input_ids must have dtype torch.int64"):
+        mask_tokens(ids.float(), mask_id=1, vocab_size=10)
+
+
+def test_mask_tokens_shares_split_the_chosen_tokens_at_their_boundaries():
+    ids = torch.full((1, 20_000), 7)
+    inputs, labels = mask_tokens(ids, mask_id=1, vocab_size=10, p=0.5, mask_share=1.0,
+                                 random_share=0.0, generator=3)
+    chosen = labels != -100
+    assert 0.45 < chosen.float().mean() < 0.55  # p is the share chosen
+    assert (inputs[chosen] == 1).all()  # mask_share=1: every chosen token is [MASK]
+    inputs, labels = mask_tokens(ids, mask_id=1, vocab_size=10, p=0.5, mask_share=0.0,
+                                 random_share=1.0, generator=3)
+    chosen = labels != -100
+    changed = (inputs[chosen] != 7).float().mean()  # a random id is 7 one time in 10
+    assert 0.85 < changed < 0.95
+    default = mask_tokens(ids, mask_id=1, vocab_size=10)
+    assert torch.equal(default[0], mask_tokens(ids, mask_id=1, vocab_size=10,
+                                               generator=0)[0])

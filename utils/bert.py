@@ -356,9 +356,8 @@ def mask_tokens(
     check_int("mask_id", mask_id, minimum=0)
     if mask_id >= vocab_size:
         raise ValueError(f"mask_id={mask_id} must be < vocab_size={vocab_size}")
-    check_number("p", p, low=0, high=1, low_open=True)
-    if p == 1:
-        raise ValueError("p must be in (0, 1), got p=1")
+    if not 0 < check_number("p", p) < 1:
+        raise ValueError(f"p must be in (0, 1), got p={p!r}")
     check_number("mask_share", mask_share, low=0, high=1)
     check_number("random_share", random_share, low=0, high=1)
     if mask_share + random_share > 1 + 1e-9:
