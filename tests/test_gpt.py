@@ -1,5 +1,7 @@
 """utils.gpt (chapter 6): GPT-2 equivalence, the KV cache, sampling, causality, the classifier."""
 
+import math
+
 import pytest
 import torch
 import transformers
@@ -367,3 +369,45 @@ def test_classifier_rejects_lengths_outside_the_sequence():
     for bad in (torch.tensor([0, 3]), torch.tensor([6, 3]), torch.tensor([3]), [3, 3]):
         with pytest.raises(ValueError, match="lengths must be"):
             clf(idx, bad)
+
+
+def test_dropout_is_active_in_training_and_off_in_eval():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=12, block_size=10, num_layers=2, num_heads=2,
+                          d_model=16, dropout=0.5))
+    idx = torch.randint(12, (2, 8))
+    model.train()
+    assert not torch.equal(model(idx)[0], model(idx)[0])
+    model.eval()
+    torch.testing.assert_close(model(idx)[0], model(idx)[0], atol=0, rtol=0)
+
+
+def test_cache_fed_several_new_tokens_at_once_equals_the_full_pass():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=12, block_size=16, num_layers=2, num_heads=2,
+                          d_model=16)).eval()
+    idx = torch.randint(12, (2, 9))
+    cache = [KVCache() for _ in model.transformer.h]
+    with torch.no_grad():
+        parts = [model.hidden_states(idx[:, a:b], cache) for a, b in ((0, 3), (3, 7),
+                                                                      (7, 8), (8, 9))]
+        torch.testing.assert_close(torch.cat(parts, 1), model.hidden_states(idx),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_initialisation_is_gpt2s_and_bias_false_removes_every_bias():
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=100, block_size=64, num_layers=4, num_heads=4,
+                       d_model=128)
+    model = GPT(config)
+    std = {name: p.std().item() for name, p in model.named_parameters()}
+    assert abs(std["transformer.wte.weight"] - 0.02) < 0.002
+    assert abs(std["transformer.h.0.mlp.c_fc.weight"] - 0.02) < 0.002
+    scaled = 0.02 / math.sqrt(2 * 4)  # the residual projections
+    assert abs(std["transformer.h.0.mlp.c_proj.weight"] - scaled) < 0.001
+    assert abs(std["transformer.h.0.attn.c_proj.weight"] - scaled) < 0.001
+    assert abs(model.transformer.h[0].mlp.c_proj.weight.mean().item()) < 0.001
+    assert model.lm_head.bias is None
+    no_bias = GPT(GPTConfig(vocab_size=100, block_size=64, num_layers=1, num_heads=4,
+                            d_model=16, bias=False))
+    assert not [n for n, _ in no_bias.named_parameters() if n.endswith("bias")]

@@ -607,3 +607,46 @@ def test_seq2seq_rejects_bad_input():
         Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=3, eos_id=3)
     with pytest.raises(ValueError, match="block_size"):
         Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=3, block_size=0)
+
+
+def test_seq2seq_embeds_with_the_sqrt_d_scale_and_the_sinusoidal_positions():
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=11, tgt_vocab_size=9, d_model=16,
+                                  num_heads=2, dim_feedforward=32, block_size=12)).eval()
+    src = torch.randint(3, 11, (2, 7))
+    expected = (model.src_embedding(src) * math.sqrt(16)
+                + sinusoidal_positional_encoding(7, 16))
+    torch.testing.assert_close(model._embed(model.src_embedding, src, "src"), expected)
+    assert "positions" not in model.state_dict()  # a fixed table, not a weight
+
+
+def test_seq2seq_target_padding_does_not_change_the_real_positions():
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=11, tgt_vocab_size=9, d_model=16,
+                                  num_heads=2, dim_feedforward=32, block_size=12)).eval()
+    src = torch.randint(3, 11, (1, 6))
+    tgt = torch.tensor([[1, 5, 6, 7]])
+    padded = torch.tensor([[1, 5, 6, 7, 0, 0]])  # pad_id = 0 on the right
+    with torch.no_grad():
+        torch.testing.assert_close(model(src, padded)[:, :4], model(src, tgt), atol=1e-5,
+                                   rtol=1e-5)
+
+
+def test_defaults_are_nn_transformers():
+    ours, theirs = Transformer(), nn.Transformer()
+    layer, their_layer = ours.encoder_layers[0], theirs.encoder.layers[0]
+    assert (ours.d_model, len(ours.encoder_layers), len(ours.decoder_layers)) == (512, 6, 6)
+    assert layer.feed_forward.linear1.out_features == their_layer.linear1.out_features
+    assert layer.self_attn.num_heads == their_layer.self_attn.num_heads == 8
+    assert layer.self_attn_sublayer.dropout.p == their_layer.dropout1.p == 0.1
+    assert layer.self_attn_sublayer.norm.eps == their_layer.norm1.eps == 1e-5
+    assert not layer.self_attn_sublayer.norm_first
+    assert ours.encoder_norm.eps == 1e-5 and ours.decoder_norm.eps == 1e-5
+    decoder = DecoderLayer(8, 2)
+    assert decoder.feed_forward.linear1.out_features == 2048
+    assert not decoder.self_attn_sublayer.norm_first
+    assert decoder.self_attn.dropout == decoder.cross_attn.dropout == 0.1
+    encoder = EncoderLayer(8, 2)
+    assert encoder.d_model == 8 and encoder.self_attn.dropout == 0.1
+    assert isinstance(FeedForward(8, 16).activation, nn.ReLU)
+    assert FeedForward(8, 16).dropout.p == 0.0
