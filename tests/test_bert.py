@@ -350,3 +350,20 @@ def test_mask_tokens_shares_split_the_chosen_tokens_at_their_boundaries():
     default = mask_tokens(ids, mask_id=1, vocab_size=10)
     assert torch.equal(default[0], mask_tokens(ids, mask_id=1, vocab_size=10,
                                                generator=0)[0])
+
+
+def test_bert_edges_one_token_the_last_segment_id_and_its_initial_weights():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, block_size=8, type_vocab_size=2, num_layers=1,
+                        num_heads=2, d_model=64, dim_feedforward=32)
+    model = Bert(config).eval()
+    assert model(torch.tensor([[5]])).shape == (1, 1, 64)  # a single token is fine
+    ids = torch.randint(50, (1, 4))
+    model(ids, token_type_ids=torch.tensor([[0, 0, 1, 1]]))  # the last valid id
+    with pytest.raises(ValueError) as error:
+        model(ids, token_type_ids=torch.tensor([[0, 0, 2, 2]]))
+    assert str(error.value) == "token_type_ids must be in [0, type_vocab_size=2), got [0, 2]"
+    with pytest.raises(ValueError, match="token_type_ids must have dtype torch.int64"):
+        model(ids, token_type_ids=torch.zeros(1, 4))
+    weight = model.embeddings.word.weight
+    assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() - 0.02) < 0.002
