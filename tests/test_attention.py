@@ -797,3 +797,91 @@ def test_additive_score_works_without_a_batch_dimension():
     score = AdditiveScore(3, 5, 7)
     q, k = torch.randn(4, 3), torch.randn(6, 5)
     torch.testing.assert_close(score(q, k), score(q[None], k[None])[0])
+
+
+def _zeros(*shape):
+    return torch.zeros(*shape)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: split_heads(_zeros(2, 8), 2), "x must have shape (B, T, H·d_k), got (2, 8)"),
+    (lambda: split_heads(_zeros(1, 2, 8), 3),
+     "feature size=8 is not divisible by num_heads=3"),
+    (lambda: split_heads(_zeros(1, 2, 8), 2.0),
+     "num_heads must be a positive int, got num_heads=2.0"),
+    (lambda: merge_heads(_zeros(2, 3, 4)),
+     "x must have shape (B, H, T, d_k), got (2, 3, 4)"),
+    (lambda: scaled_dot_product_attention(_zeros(4), _zeros(1, 4), _zeros(1, 4)),
+     "q needs at least 2 dimensions (T, d), got shape (4,)"),
+    (lambda: scaled_dot_product_attention(_zeros(1, 4), _zeros(4), _zeros(1, 4)),
+     "k needs at least 2 dimensions (T, d), got shape (4,)"),
+    (lambda: scaled_dot_product_attention(_zeros(1, 4), _zeros(1, 4), _zeros(4)),
+     "v needs at least 2 dimensions (T, d), got shape (4,)"),
+    (lambda: attend(_zeros(1, 4), _zeros(1, 4), _zeros(1, 4), dropout_p=1.5),
+     "dropout_p must be in [0, 1), got dropout_p=1.5"),
+    (lambda: scaled_dot_product_attention(_zeros(2, 4), _zeros(2, 4), _zeros(2, 4),
+                                          mask=[[True, True]] * 2),
+     "mask must be a boolean tensor, True = may attend (the course's convention; "
+     "a float mask would be added to the scores), got list"),
+    (lambda: MultiHeadAttention(8.0, 2), "d_model must be a positive int, got d_model=8.0"),
+    (lambda: MultiHeadAttention(8, 2)(_zeros(2, 8), _zeros(1, 2, 8), _zeros(1, 2, 8)),
+     "query must have shape (B, T, 8), got (2, 8)"),
+    (lambda: MultiHeadAttention(8, 2)(_zeros(1, 2, 8), _zeros(2, 8), _zeros(1, 2, 8)),
+     "key must have shape (B, T, 8), got (2, 8)"),
+    (lambda: MultiHeadAttention(8, 2)(_zeros(1, 2, 8), _zeros(1, 2, 8), _zeros(2, 8)),
+     "value must have shape (B, T, 8), got (2, 8)"),
+    (lambda: MultiHeadAttention.from_torch(
+        nn.MultiheadAttention(8, 2, add_bias_kv=True, batch_first=True)),
+     "from_torch supports kdim == vdim == embed_dim, add_bias_kv=False and "
+     "add_zero_attn=False"),
+])
+def test_refusals_name_the_argument_exactly(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert str(error.value) == message
+
+
+def test_unbatched_two_dimensional_q_k_v_are_accepted():
+    q, k, v = torch.randn(3, 4), torch.randn(5, 4), torch.randn(5, 2)
+    out, weights = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
+    assert weights.shape == (3, 5)
+
+
+def test_dropout_p_is_the_share_of_weights_dropped_in_both_paths():
+    q = k = v = torch.randn(1, 200, 8)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        _, weights = scaled_dot_product_attention(q, k, v, dropout_p=0.2)
+        dropped = (weights == 0).float().mean().item()
+        fused = attend(q, k, v, mask=torch.ones(200, 200, dtype=torch.bool),
+                       dropout_p=0.5)[0]
+    assert abs(dropped - 0.2) < 0.01  # 40,000 weights: the standard error is 0.002
+    assert not torch.allclose(fused, attend(q, k, v)[0])
+
+
+def test_a_query_with_no_allowed_key_gives_zero_output_in_both_paths():
+    q, k, v = torch.randn(1, 3, 4), torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    mask[0] = False  # the first query may attend to nothing; the others to every key
+    fused, _ = attend(q, k, v, mask)
+    explicit, _ = attend(q, k, v, mask, need_weights=True)
+    torch.testing.assert_close(fused, explicit)
+    assert torch.equal(fused[0, 0], torch.zeros(4)) and fused[0, 1:].abs().sum() > 0
+
+
+def test_projection_biases_follow_the_bias_argument():
+    assert SelfAttention(8, 4).w_k.bias is None and SelfAttention(8, 4).w_v.bias is None
+    with_bias = SelfAttention(8, 4, bias=True)
+    assert with_bias.w_k.bias is not None and with_bias.w_v.bias is not None
+    mha = MultiHeadAttention(8, 2, bias=False)
+    assert all(w.bias is None for w in (mha.w_q, mha.w_k, mha.w_v, mha.w_o))
+    x = torch.randn(1, 3, 8)
+    assert MultiHeadAttention(8, 2)(x, x, x)[1] is None  # weights only when asked
+
+
+def test_from_torch_keeps_the_dropout_and_the_dtype():
+    reference = nn.MultiheadAttention(8, 2, dropout=0.25, batch_first=True).double()
+    ours = MultiHeadAttention.from_torch(reference)
+    assert ours.dropout == 0.25 and ours.w_q.weight.dtype == torch.float64
+    assert torch.equal(ours.w_q.weight, reference.in_proj_weight[:8])

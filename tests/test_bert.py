@@ -367,3 +367,88 @@ def test_bert_edges_one_token_the_last_segment_id_and_its_initial_weights():
         model(ids, token_type_ids=torch.zeros(1, 4))
     weight = model.embeddings.word.weight
     assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() - 0.02) < 0.002
+
+
+def _hf_model(**config):
+    config = dict(vocab_size=10, max_position_embeddings=8, hidden_size=8,
+                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                  **config)
+    return transformers.BertModel(transformers.BertConfig(**config))
+
+
+def _cross_attention_model():
+    model = _hf_model(is_decoder=True, add_cross_attention=True)
+    model.config.is_decoder = False  # still has its cross-attention layers
+    return model
+
+
+SUPPORTS = "(ours has one dropout, GELU with erf, absolute positions and no decoder)"
+MASK_RULE = (
+    "attention_mask must be bool or ints 0/1, True/1 = a real token (the course's and "
+    "Hugging Face's convention; floats are refused, an additive mask is another "
+    "convention), got "
+)
+
+
+def _small_bert():
+    return Bert(BertConfig(vocab_size=10, block_size=8, num_layers=1, num_heads=2,
+                           d_model=8, dim_feedforward=16))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: BertConfig(d_model=10, num_heads=3),
+     "d_model=10 is not divisible by num_heads=3"),
+    (lambda: BertConfig(dropout=1.0), "dropout must be in [0, 1), got dropout=1.0"),
+    (lambda: BertConfig(layer_norm_eps=0.0),
+     "layer_norm_eps must be in (0, inf], got layer_norm_eps=0.0"),
+    (lambda: BertConfig(layer_norm_eps=-1e-5),
+     "layer_norm_eps must be in (0, inf], got layer_norm_eps=-1e-05"),
+    (lambda: mask_tokens(torch.zeros(1, 2, dtype=torch.long), mask_id=1, vocab_size=10,
+                         p="a"), "p must be a number, got p='a'"),
+    (lambda: _small_bert()(torch.zeros(1, 4)),
+     "input_ids must have dtype torch.int64, got torch.float32"),
+    (lambda: _small_bert()(torch.zeros(1, 4, dtype=torch.long),
+                           token_type_ids=torch.zeros(1, 4)),
+     "token_type_ids must have dtype torch.int64, got torch.float32"),
+    (lambda: _small_bert()(torch.zeros(1, 4, dtype=torch.long),
+                           attention_mask=torch.ones(1, 4)),
+     MASK_RULE + "dtype torch.float32"),
+    (lambda: _small_bert()(torch.zeros(1, 4, dtype=torch.long),
+                           attention_mask=torch.ones(1, 4, dtype=torch.complex64)),
+     MASK_RULE + "dtype torch.complex64"),
+    (lambda: _small_bert()(torch.zeros(1, 8, dtype=torch.long),
+                           attention_mask=torch.arange(8)[None]),
+     MASK_RULE + "values [0, 1, 2, 3, 4]"),
+    (lambda: Bert.from_hf(_hf_model(hidden_act="relu")),
+     f"from_hf supports hidden_act='gelu' {SUPPORTS}, got hidden_act='relu'"),
+    (lambda: Bert.from_hf(_hf_model(position_embedding_type="relative_key")),
+     f"from_hf supports position_embedding_type='absolute' {SUPPORTS}, got "
+     "position_embedding_type='relative_key'"),
+    (lambda: Bert.from_hf(_hf_model(is_decoder=True)),
+     f"from_hf supports is_decoder=False {SUPPORTS}, got is_decoder=True"),
+    (lambda: Bert.from_hf(_cross_attention_model()),
+     f"from_hf supports add_cross_attention=False {SUPPORTS}, got "
+     "add_cross_attention=True"),
+    (lambda: Bert.from_hf(_hf_model(attention_probs_dropout_prob=0.0)),
+     f"from_hf supports attention_probs_dropout_prob=0.1 {SUPPORTS}, got "
+     "attention_probs_dropout_prob=0.0"),
+])
+def test_refusals_name_the_argument_exactly(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert str(error.value) == message
+
+
+def test_a_zero_one_int_or_bool_mask_is_accepted_and_means_the_same():
+    model, ids = _small_bert().eval(), torch.randint(10, (2, 4))
+    ints = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    torch.testing.assert_close(model(ids, attention_mask=ints),
+                               model(ids, attention_mask=ints.bool()))
+    model(ids, attention_mask=torch.ones(2, 4, dtype=torch.long))  # all ones is fine
+
+
+def test_from_hf_keeps_the_dropout_and_the_dtype():
+    reference = _hf_model(hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.3)
+    ours = Bert.from_hf(reference.double())
+    assert ours.config.dropout == 0.3
+    assert all(p.dtype == torch.float64 for p in ours.parameters())

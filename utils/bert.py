@@ -224,19 +224,17 @@ def _init_weights(module: nn.Module) -> None:
 def check_attention_mask(attention_mask, shape: tuple) -> None:
     """A (B, T) padding mask: bool, or ints that are all 0 or 1; True/1 = real token."""
     check_tensor("attention_mask", attention_mask, shape)
-    bad = attention_mask.dtype != torch.bool and (
-        attention_mask.is_floating_point()
-        or attention_mask.is_complex()
-        or ((attention_mask != 0) & (attention_mask != 1)).any()
+    if attention_mask.is_floating_point() or attention_mask.is_complex():
+        got = f"dtype {attention_mask.dtype}"
+    elif not set(attention_mask.unique().tolist()) <= {0, 1}:  # True == 1
+        got = f"values {attention_mask.unique()[:5].tolist()}"
+    else:
+        return
+    raise ValueError(
+        "attention_mask must be bool or ints 0/1, True/1 = a real token (the "
+        "course's and Hugging Face's convention; floats are refused, an additive "
+        f"mask is another convention), got {got}"
     )
-    if bad:
-        values = attention_mask.unique()[:5].tolist()
-        raise ValueError(
-            "attention_mask must be bool or ints 0/1, True/1 = a real token (the "
-            "course's and Hugging Face's convention; floats are refused, an additive "
-            f"mask is another convention), got dtype {attention_mask.dtype} with "
-            f"values {values}"
-        )
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
