@@ -79,3 +79,23 @@ def test_use_course_style(monkeypatch):
     )  # leave the global style as it was
     plot.use_course_style()
     assert plt.rcParams["image.cmap"] == plot.CMAP and plt.rcParams["figure.dpi"] == 100
+
+
+def test_the_course_style_is_the_one_the_book_documents(monkeypatch):
+    monkeypatch.setattr(plt, "rcParams", plt.rcParams.copy())
+    plot.use_course_style()
+    style = {key: plt.rcParams[key] for key in (
+        "figure.dpi", "savefig.dpi", "figure.figsize", "axes.spines.top",
+        "axes.spines.right", "axes.grid", "font.size", "axes.titlesize")}
+    assert style == {"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": [6, 3.5],
+                     "axes.spines.top": False, "axes.spines.right": False,
+                     "axes.grid": False, "font.size": 10, "axes.titlesize": 10}
+
+
+def test_grid_sizes_the_figure_and_passes_the_axes_options():
+    fig, axes = plot.grid(5, ncols=3, size=2.0)
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.0, 3.6))  # 2 rows, 0.9 high
+    fig, axes = plot.grid(1, projection="polar")  # one panel is still a list
+    assert len(axes) == 1 and axes[0].name == "polar" and axes[0].get_visible()
+    with pytest.raises(ValueError, match="n must be >= 1, got n=0"):
+        plot.grid(0)

@@ -204,3 +204,34 @@ def test_count_parameters_by_kind_inside_a_wrapping_module():
     wrapped = nn.Sequential(LSTM(3, 4))  # names like "0.weight_ih_l0"
     assert train.count_parameters(wrapped, "weight") == 4 * 4 * (3 + 4)
     assert train.count_parameters(wrapped, "bias") == 2 * 4 * 4
+
+
+def test_train_is_adamw_with_weight_decay_and_clipping_and_logs_the_mean_loss(capsys):
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 3), 100 * torch.randn(8, 1)) for _ in range(6)]
+    model = nn.Linear(3, 1)
+    twin = nn.Linear(3, 1)
+    twin.load_state_dict(model.state_dict())
+    config = train.TrainConfig(steps=6, lr=0.1, weight_decay=0.5, grad_clip=0.5,
+                               log_every=3)
+    history = train.train(model, iter(batches), _mse, config)
+    optimizer = torch.optim.AdamW(twin.parameters(), lr=0.1, weight_decay=0.5)
+    losses = []
+    for batch in batches:  # the loop written out by hand
+        loss = _mse(twin, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+        optimizer.step()
+        losses.append(loss.item())
+    torch.testing.assert_close(model.weight, twin.weight)
+    torch.testing.assert_close(model.bias, twin.bias)
+    assert history.step == [3, 6]
+    assert history.loss == pytest.approx([sum(losses[:3]) / 3, sum(losses[3:]) / 3])
+    assert "train: 100%" in capsys.readouterr().err  # the progress bar's default name
+
+
+def test_count_parameters_by_kind_looks_at_the_last_part_of_a_nested_name():
+    nested = nn.Sequential(nn.Sequential(nn.Linear(3, 4)))  # "0.0.weight", "0.0.bias"
+    assert train.count_parameters(nested, "weight") == 12
+    assert train.count_parameters(nested, "bias") == 4

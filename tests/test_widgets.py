@@ -149,3 +149,39 @@ def test_experiment_widget_reports_an_invalid_setting_in_its_output():
     ].value = 4  # the callback rejects it; the widget must not raise
     assert output.outputs[-1]["text"] == "Invalid setting: size 4 is not allowed\n"
     assert plt.get_fignums() == []  # the half-drawn figure was closed
+
+
+def test_figure_has_the_experiments_size_and_a_constrained_layout():
+    experiment = Experiment(_draw, figsize=(5.0, 2.0), size=widgets.IntSlider(2, 2, 5),
+                            flip=widgets.Checkbox())
+    fig = experiment.figure()
+    assert tuple(fig.get_size_inches()) == (5.0, 2.0)
+    assert type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+    assert 0 <= experiment.last_draw_seconds < 60
+    assert Experiment(_draw, size=widgets.IntSlider(2, 2, 5)).last_draw_seconds is None
+
+
+def test_widget_error_output_is_a_stdout_stream():
+    experiment = _experiment()
+    _, output = experiment.widget().children
+    experiment.controls["size"].value = 4
+    assert output.outputs == ({"output_type": "stream", "name": "stdout",
+                               "text": "Invalid setting: size 4 is not allowed\n"},)
+
+
+def test_sweep_is_width_inches_wide_in_rows_of_three_with_bold_titles():
+    experiment = _experiment()  # figsize (8, 3.2): a panel is 10/3 wide, 4/3 + 0.25 high
+    fig = experiment.sweep("size", values=[2, 3, 5, 2])  # two rows of three
+    assert fig.get_size_inches() == pytest.approx((10.0, 2 * (10 / 3 * 0.4 + 0.25)))
+    assert type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+    title = fig.subfigs[0]._suptitle
+    assert title.get_fontsize() == 10 and title.get_fontweight() == "bold"
+    one = experiment.sweep("size", values=[3], width=4.0)  # a single panel
+    assert one.get_size_inches() == pytest.approx((4.0, 4.0 * 0.4 + 0.25))
+
+
+def test_sweep_closes_its_figure_when_the_callback_fails():
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="size 4"):
+        _experiment().sweep("size")
+    assert plt.get_fignums() == before

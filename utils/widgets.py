@@ -40,7 +40,7 @@ def _options(control: widgets.ValueWidget) -> list:
 
 
 class Experiment:
-    """``Experiment(draw, figsize=(8, 3), **controls)``: see the module docstring."""
+    """``Experiment(draw, figsize=(8, 3.2), **controls)``: see the module docstring."""
 
     def __init__(
         self, draw: Callable, figsize=(8.0, 3.2), **controls: widgets.ValueWidget
@@ -129,7 +129,11 @@ class Experiment:
         panel_height = panel_width * self.figsize[1] / self.figsize[0] + 0.25
         fig = plt.figure(figsize=(width, panel_height * nrows), layout="constrained")
         panels = fig.subfigures(nrows, ncols, squeeze=False).flat
-        for panel, value in zip(panels, values):
-            self.draw(panel, **self.setting(**fixed, **{over: value}))
-            panel.suptitle(f"{over} = {value}", fontsize=10, fontweight="bold")
+        try:
+            for panel, value in zip(panels, values):
+                self.draw(panel, **self.setting(**fixed, **{over: value}))
+                panel.suptitle(f"{over} = {value}", fontsize=10, fontweight="bold")
+        except Exception:
+            plt.close(fig)  # no half-drawn figure left open
+            raise
         return fig
