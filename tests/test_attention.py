@@ -834,7 +834,9 @@ def _zeros(*shape):
         nn.MultiheadAttention(8, 2, add_bias_kv=True, batch_first=True)),
      "from_torch supports kdim == vdim == embed_dim, add_bias_kv=False and "
      "add_zero_attn=False"),
-])
+], ids=['split-2d', 'split-indivisible', 'split-float-heads', 'merge-3d', 'q-1d',
+    'k-1d', 'v-1d', 'attend-dropout', 'mask-list', 'mha-float-d_model', 'mha-query',
+    'mha-key', 'mha-value', 'from-torch-bias-kv'])
 def test_refusals_name_the_argument_exactly(call, message):
     with pytest.raises(ValueError) as error:
         call()

@@ -432,7 +432,10 @@ def _small_bert():
     (lambda: Bert.from_hf(_hf_model(attention_probs_dropout_prob=0.0)),
      f"from_hf supports attention_probs_dropout_prob=0.1 {SUPPORTS}, got "
      "attention_probs_dropout_prob=0.0"),
-])
+], ids=['config-indivisible', 'config-dropout', 'config-eps-zero',
+    'config-eps-negative', 'mask-tokens-p', 'ids-float', 'types-float', 'mask-float',
+    'mask-complex', 'mask-values', 'hf-act', 'hf-positions', 'hf-decoder',
+    'hf-cross', 'hf-dropout'])
 def test_refusals_name_the_argument_exactly(call, message):
     with pytest.raises(ValueError) as error:
         call()

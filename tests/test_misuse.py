@@ -253,8 +253,18 @@ CASES = [
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("kind, call, words", CASES,
-                         ids=[f"{kind}-{i}" for i, (kind, _, _) in enumerate(CASES)])
+def _case_ids(cases):
+    """Ids named after the kind and what is called ("shape-split_heads-0"), so that
+    adding a row renames no other case."""
+    seen, ids = {}, []
+    for kind, call, _ in cases:
+        name = f"{kind}-{'.'.join(call.__code__.co_names[-2:])}"
+        ids.append(f"{name}-{seen.get(name, 0)}")
+        seen[name] = seen.get(name, 0) + 1
+    return ids
+
+
+@pytest.mark.parametrize("kind, call, words", CASES, ids=_case_ids(CASES))
 def test_misuse_raises_a_value_error_that_names_the_problem(kind, call, words):
     with pytest.raises(ValueError, match=words):
         call()
