@@ -99,3 +99,47 @@ def test_grid_sizes_the_figure_and_passes_the_axes_options():
     assert len(axes) == 1 and axes[0].name == "polar" and axes[0].get_visible()
     with pytest.raises(ValueError, match="n must be >= 1, got n=0"):
         plot.grid(0)
+
+
+def test_heatmap_draws_cells_as_they_are_with_labels_turned_for_room():
+    fig, ax = plt.subplots(figsize=(4, 4))
+    image = plot.heatmap(ax, [[1, 2, 3], [4, 5, 6]], xticklabels=list("abc"),
+                         yticklabels=list("xy"), cmap="magma")
+    assert image.get_array().dtype == float  # ints are drawn as numbers
+    assert image.get_cmap().name == "magma" and image.get_interpolation() == "nearest"
+    assert ax.get_aspect() == "auto"  # cells fill the panel, whatever its shape
+    assert {t.get_rotation() for t in ax.get_xticklabels()} == {90.0}
+    assert {t.get_rotation() for t in ax.get_yticklabels()} == {0.0}
+    colorbar = fig.axes[1]  # a narrow bar beside this axes, drawn from this image
+    assert image.colorbar is not None and image.colorbar.ax is colorbar
+    assert colorbar.get_position().width < 0.1 * ax.get_position().width + 0.05
+    assert colorbar.get_position().x0 > ax.get_position().x1  # to its right
+    assert plot.heatmap(plt.subplots()[1], [[0.5]]).get_cmap().name == plot.CMAP
+
+
+def test_attention_map_labels_queries_and_keys():
+    fig, ax = plt.subplots()
+    plot.attention_map(ax, torch.full((2, 3), 1 / 3), queries=["q1", "q2"],
+                       keys=["k1", "k2", "k3"], colorbar=False)
+    assert ax.get_title() == "attention weights" and len(fig.axes) == 1
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["q1", "q2"]
+
+
+def test_image_draws_the_overlay_as_asked_without_a_frame():
+    fig, ax = plt.subplots()
+    overlay = torch.rand(4, 4)
+    plot.image(ax, torch.rand(4, 4), overlay=overlay, overlay_cmap="viridis", alpha=0.3)
+    digit, heat = ax.images
+    assert digit.get_cmap().name == "gray_r" and digit.get_interpolation() == "nearest"
+    assert heat.get_cmap().name == "viridis" and heat.get_alpha() == 0.3
+    assert heat.get_interpolation() == "nearest"
+    assert not any(spine.get_visible() for spine in ax.spines.values())
+    fig, ax = plt.subplots()
+    plot.image(ax, torch.rand(4, 4), cmap="Blues", overlay=overlay)
+    assert ax.images[0].get_cmap().name == "Blues"
+    assert ax.images[1].get_cmap().name == "magma" and ax.images[1].get_alpha() == 0.6
+
+
+def test_grid_defaults_to_rows_of_four_panels_of_2_6_inches():
+    fig, axes = plot.grid(8)
+    assert tuple(fig.get_size_inches()) == pytest.approx((4 * 2.6, 2 * 2.6 * 0.9))
