@@ -228,7 +228,30 @@ def test_train_is_adamw_with_weight_decay_and_clipping_and_logs_the_mean_loss(ca
     torch.testing.assert_close(model.bias, twin.bias)
     assert history.step == [3, 6]
     assert history.loss == pytest.approx([sum(losses[:3]) / 3, sum(losses[3:]) / 3])
-    assert "train: 100%" in capsys.readouterr().err  # the progress bar's default name
+    bar = capsys.readouterr().err  # the progress bar: its default name, the last mean
+    assert "train: 100%" in bar and f"loss={sum(losses[3:]) / 3:.3f}" in bar
+    assert 0 < history.seconds < 60
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("steps", 0, "steps must be a positive int, got steps=0"),
+    ("lr", 0.0, "lr must be in (0, inf], got lr=0.0"),
+    ("weight_decay", -1.0, "weight_decay must be in [0, inf], got weight_decay=-1.0"),
+    ("grad_clip", 0.0, "grad_clip must be in (0, inf], got grad_clip=0.0"),
+    ("max_seconds", -1, "max_seconds must be in (0, inf], got max_seconds=-1"),
+    ("eval_every", 0, "eval_every must be a positive int, got eval_every=0"),
+    ("log_every", 0, "log_every must be a positive int, got log_every=0"),
+])
+def test_train_config_messages_name_the_field(name, value, message):
+    with pytest.raises(ValueError) as error:
+        train.TrainConfig(**{name: value})
+    assert str(error.value) == message
+
+
+def test_a_generous_max_seconds_lets_every_step_run():
+    config = train.TrainConfig(steps=5, max_seconds=60.0)
+    history = train.train(nn.Linear(2, 1), _regression_batches(), _mse, config)
+    assert history.steps_done == 5
 
 
 def test_count_parameters_by_kind_looks_at_the_last_part_of_a_nested_name():
