@@ -70,3 +70,9 @@ def test_smoothing_spreads_mass_over_the_vocabulary():
 def test_bigram_loss_rejects_bad_input(train, val, vocab_size, smoothing, match):
     with pytest.raises(ValueError, match=match):
         bigram_loss(train, val, vocab_size, smoothing)
+
+
+def test_smoothing_is_named_in_its_message():
+    with pytest.raises(ValueError) as error:
+        bigram_loss(torch.tensor([0, 1, 2]), torch.tensor([1, 2]), 3, smoothing=-1.0)
+    assert str(error.value) == "smoothing must be in [0, inf], got smoothing=-1.0"

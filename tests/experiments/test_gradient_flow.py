@@ -171,3 +171,12 @@ def test_draw_rnn_gradients_rejects_an_unknown_nonlinearity():
     with pytest.raises(ValueError, match="nonlinearity"):
         draw_rnn_gradients(plt.figure(), nonlinearity="sigmoid")
     plt.close("all")
+
+
+def test_scaled_rnn_cell_has_half_size_input_weights_and_no_bias():
+    cell = scaled_rnn_cell(6, scale=2.0, input_size=3, seed=4)
+    g = torch.Generator().manual_seed(4)
+    torch.randn(6, 6, generator=g, dtype=torch.float64)  # W_hh's draw comes first
+    w_ih = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(cell.weight_ih, 0.5 * w_ih)
+    assert not cell.bias_ih.any() and not cell.bias_hh.any()

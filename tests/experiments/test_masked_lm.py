@@ -135,8 +135,11 @@ def test_corrupt_sentence_never_chooses_special_tokens_and_labels_each_fate():
         masked_lm.corrupt_sentence(sentence, tokenizer, 0.5, (0.8, 0.1, 0.1), 3))
     with pytest.raises(ValueError, match="all 0"):
         masked_lm.corrupt_sentence(sentence, tokenizer, 0.5, (0, 0, 0), 0)
-    with pytest.raises(ValueError, match="random"):
+    with pytest.raises(ValueError, match=r"^random must be in \[0, inf\], got random=-1$"):
         masked_lm.corrupt_sentence(sentence, tokenizer, 0.5, (1, -1, 0), 0)
+    seeds = [masked_lm.corrupt_sentence(sentence, tokenizer, 0.5, (8, 1, 1), seed)
+             for seed in range(4)]
+    assert len({str(rows) for rows in seeds}) > 1  # the seed picks the tokens
 
 
 def test_corruption_callback_at_every_corner_draws_or_names_the_problem():
@@ -190,3 +193,24 @@ def test_encode_sentences_pads_to_the_longest_and_marks_the_real_tokens():
     assert (ids[0][mask[0] == 0] == 0).all()  # [PAD] is id 0
     with pytest.raises(ValueError, match="list of str"):
         masked_lm.encode_sentences(tokenizer, "Jesus wept.")
+
+
+def test_word_windows_take_every_word_that_fits_and_follow_their_seed():
+    import re
+    chars = CharTokenizer(TEXT)
+    block, start = 16, 5
+    longest = block - start - 3
+    fitting = sorted(  # by brute force: every word of 3..longest letters whose window fits
+        TEXT[m.start() - start : m.start() - start + block]
+        for m in re.finditer(r"[A-Za-z]+", TEXT)
+        if 3 <= len(m.group()) <= longest and start <= m.start()
+        and m.start() - start + block <= len(TEXT)
+    )
+    before = torch.get_rng_state()
+    windows, _ = masked_lm.word_windows(TEXT, chars, block, start, n=len(fitting))
+    assert sorted(chars.decode(w) for w in windows) == fitting
+    assert torch.equal(torch.get_rng_state(), before)
+    one, _ = masked_lm.word_windows(TEXT, chars, block, start, n=5, seed=1)
+    again, _ = masked_lm.word_windows(TEXT, chars, block, start, n=5, seed=1)
+    other, _ = masked_lm.word_windows(TEXT, chars, block, start, n=5, seed=2)
+    assert torch.equal(one, again) and not torch.equal(one, other)

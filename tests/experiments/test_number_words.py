@@ -293,3 +293,11 @@ def test_draw_alignment_one_panel_per_head_and_the_mean():
         "fifty",
     ]
     plt.close(fig)
+
+
+def test_a_single_test_number_and_a_bos_in_the_middle_of_an_answer():
+    from utils.experiments.number_words import BOS, TGT_VOCAB
+    train, test = split_numbers(max_number=10, num_test=1)
+    assert len(test) == 1 and len(train) == 10
+    three = TGT_VOCAB.index("3")
+    assert decode_digits([three, BOS, three], strict=False) == f"3{TGT_VOCAB[BOS]}3"

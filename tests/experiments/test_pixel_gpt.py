@@ -178,3 +178,20 @@ def test_probe_accuracy_is_seeded_and_reads_linearly_separable_features():
     assert a < 0.6
     with pytest.raises(ValueError, match="n_labels"):
         px.probe_accuracy(x[:100], labels[:100], x[100:], labels[100:], 101)
+
+
+def test_probe_accuracy_needs_two_labels_of_two_classes():
+    x, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"n_labels must be in \[2, 6\], got 1"):
+        px.probe_accuracy(x, y, x, y, n_labels=1)
+    with pytest.raises(ValueError, match="all of one class"):
+        px.probe_accuracy(x, torch.zeros(6, dtype=torch.long), x, y, n_labels=3)
+    assert 0 <= px.probe_accuracy(x, y, x, y, n_labels=6) <= 1
+
+
+def test_pixel_batches_follow_their_seed():
+    ids = torch.randint(4, (50, 9))
+    first = next(px.pixel_batches(ids, 8, start_id=4, seed=1))
+    again = next(px.pixel_batches(ids, 8, start_id=4, seed=1))
+    other = next(px.pixel_batches(ids, 8, start_id=4, seed=2))
+    assert torch.equal(first[1], again[1]) and not torch.equal(first[1], other[1])

@@ -112,3 +112,21 @@ def test_draw_receptive_fields_leaves_the_global_random_state_unchanged():
     draw_receptive_fields(plt.figure(), kernel_size=5, depth=1, seed=3)
     assert torch.equal(torch.get_rng_state(), before)
     plt.close("all")
+
+
+def test_pixel_self_attention_is_scaled_dot_product_attention_over_the_pixels():
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    layer = PixelSelfAttention(3, 4, channels=6)
+    image = torch.rand(2, 1, 3, 4)
+    tokens = layer.embed(image.reshape(2, 12, 1)) + layer.position  # (B, T, C)
+    expected = F.scaled_dot_product_attention(
+        layer.query(tokens), layer.key(tokens), layer.value(tokens))  # (B, T, C)
+    got = layer(image)  # (B, C, H, W)
+    torch.testing.assert_close(got, expected.transpose(1, 2).reshape(2, 6, 3, 4))
+
+
+def test_a_one_by_one_kernel_is_allowed_and_the_depth_is_checked():
+    assert theoretical_receptive_field(1, depth=5) == 1
+    with pytest.raises(ValueError, match="depth"):
+        theoretical_receptive_field(3, depth=0)

@@ -129,3 +129,9 @@ def test_draw_long_range_needs_the_trained_results():
     with pytest.raises(ValueError, match="no trained LSTM with forget_bias=2.0"):
         draw_long_range(plt.figure(), forget_bias=2.0, results=results)
     plt.close("all")
+
+
+def test_classifier_names_num_classes_in_its_message():
+    with pytest.raises(ValueError) as error:
+        LastStepClassifier("rnn", 2, 4, num_classes=0)
+    assert str(error.value) == "num_classes must be a positive int, got num_classes=0"

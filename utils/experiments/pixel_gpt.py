@@ -332,9 +332,14 @@ def mean_over_rows(features: torch.Tensor, height: int) -> torch.Tensor:
 def probe_accuracy(train_x, train_y, test_x, test_y, n_labels: int, seed=0) -> float:
     """Test accuracy of a logistic regression on standardised features, fitted on
     `n_labels` training examples drawn with `seed`."""
-    if not 1 <= check_int("n_labels", n_labels) <= len(train_x):
-        raise ValueError(f"n_labels must be in [1, {len(train_x)}], got {n_labels}")
+    if not 2 <= check_int("n_labels", n_labels) <= len(train_x):
+        raise ValueError(f"n_labels must be in [2, {len(train_x)}], got {n_labels}")
     rows = torch.randperm(len(train_x), generator=make_generator(seed))[:n_labels]
+    if train_y[rows].unique().numel() < 2:
+        raise ValueError(
+            f"the {n_labels} labelled examples drawn with seed={seed} are all of one "
+            "class; a probe needs two"
+        )
     scaler = StandardScaler().fit(train_x[rows].numpy())
     probe = LogisticRegression(C=0.1, tol=1e-3, max_iter=300)
     with threadpool_limits(1):  # a small problem: one BLAS thread is 3x faster
