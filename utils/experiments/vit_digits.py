@@ -310,3 +310,147 @@ def draw_class_attention(fig, index=0, layer="rollout", head="mean", *, model, i
     )
     image(right, digit[0], title=where, overlay=overlay / overlay.max())
     return attention
+
+
+# --- the intuition diagram ----------------------------------------------------------
+
+ENCODER_FILL, QUERY_BLUE, KEY_ORANGE, RESIDUAL_GREY = (
+    "#56B4E9",
+    "#0072B2",
+    "#E69F00",
+    "#666",
+)
+
+
+def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
+    """The ViT from bottom to top: a digit cut into patches, one token per patch, the
+    class token and positions, the encoder, and the head on the class token."""
+    from matplotlib.patches import FancyBboxPatch
+
+    check_tensor("digit", digit, (SIDE, SIDE), floating=True)
+    per_row = SIDE // patch_size
+    n = per_row**2
+    ax = fig.subplots()
+    ax.set(xlim=(0, 21), ylim=(0, 13.2))
+    ax.set_axis_off()
+
+    def box(x, y, w, h, text, fill="white", alpha=1.0, size=9):
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                w,
+                h,
+                boxstyle="round,pad=0.08",
+                facecolor=fill,
+                alpha=alpha,
+                edgecolor="#333",
+            )
+        )
+        ax.text(
+            x + w / 2,
+            y + h / 2,
+            text,
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="#333",
+        )
+
+    def arrow(x, y0, y1, label=None):
+        ax.annotate(
+            "", (x, y1), (x, y0), arrowprops=dict(arrowstyle="->", color="#333")
+        )
+        if label:
+            ax.text(
+                x + 0.25, (y0 + y1) / 2, label, va="center", fontsize=8, color="#333"
+            )
+
+    ax.imshow(
+        digit, cmap="gray_r", extent=(0.2, 2.6, 0.2, 2.6), aspect="auto"
+    )  # the digit
+    ax.text(1.4, 2.8, "28×28 digit", ha="center", fontsize=8)
+    patches = digit.unfold(0, patch_size, patch_size).unfold(1, patch_size, patch_size)
+    left, width = 4.2, 15.6 / n
+    for i in range(n):  # the patches, left to right in raster order
+        x = left + i * width
+        ax.imshow(
+            patches[i // per_row, i % per_row],
+            cmap="gray_r",
+            extent=(x + 0.04, x + width - 0.04, 0.7, 0.7 + width - 0.08),
+            aspect="auto",
+        )
+        ax.add_patch(
+            FancyBboxPatch(
+                (x + 0.04, 0.7),
+                width - 0.08,
+                width - 0.08,
+                boxstyle="square,pad=0",
+                fill=False,
+                edgecolor=KEY_ORANGE,
+                lw=1,
+            )
+        )
+    ax.annotate(
+        "",
+        (left - 0.2, 1.2),
+        (2.8, 1.2),
+        arrowprops=dict(arrowstyle="->", color="#333"),
+    )
+    ax.text(
+        left,
+        0.25,
+        f"{n} patches of {patch_size}×{patch_size}, in raster order"
+        f"   (B, {n}, {patch_size * patch_size})",
+        fontsize=8,
+    )
+    arrow(12, 0.8 + width, 3.3)
+    box(
+        left,
+        3.3,
+        15.6,
+        1.0,
+        "PatchEmbedding: one linear map per patch "
+        f"(a Conv2d with kernel = stride = {patch_size})",
+    )
+    arrow(12, 4.4, 5.3, "(B, 16, d)")
+    for i in range(n + 1):  # the tokens: [class] first, then one per patch
+        x = left - 1.0 + i * width
+        colour = QUERY_BLUE if i == 0 else ENCODER_FILL
+        ax.add_patch(
+            FancyBboxPatch(
+                (x + 0.06, 5.4),
+                width - 0.12,
+                0.8,
+                boxstyle="square,pad=0",
+                facecolor=colour,
+                alpha=0.9 if i == 0 else 0.5,
+                edgecolor="#333",
+            )
+        )
+        ax.text(x + width / 2, 6.45, str(i), ha="center", fontsize=7, color="#333")
+    ax.text(
+        left - 1.2,
+        5.8,
+        "[class]",
+        ha="right",
+        va="center",
+        fontsize=8,
+        color=QUERY_BLUE,
+    )
+    ax.text(left + 15.8, 5.8, "+ position", va="center", fontsize=8, color="#333")
+    arrow(12, 6.8, 7.5, f"(B, {n + 1}, d)")
+    box(
+        left - 1.0,
+        7.5,
+        16.6,
+        2.4,
+        "EncoderLayer × L   (chapter 5, pre-norm, GELU)\n"
+        "LayerNorm → MultiHeadAttention → + residual\n"
+        "LayerNorm → FeedForward → + residual",
+        fill=ENCODER_FILL,
+        alpha=0.25,
+    )
+    arrow(4.2, 10.0, 10.9, "token 0 only")
+    box(2.0, 10.9, 6.0, 0.9, "LayerNorm → Linear head")
+    arrow(5.0, 11.9, 12.6)
+    ax.text(5.0, 12.7, "logits (B, 10)", ha="center", fontsize=8)
