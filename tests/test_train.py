@@ -258,3 +258,11 @@ def test_count_parameters_by_kind_looks_at_the_last_part_of_a_nested_name():
     nested = nn.Sequential(nn.Sequential(nn.Linear(3, 4)))  # "0.0.weight", "0.0.bias"
     assert train.count_parameters(nested, "weight") == 12
     assert train.count_parameters(nested, "bias") == 4
+
+
+def test_progress_false_hides_the_bar(capsys):
+    train.train(nn.Linear(2, 1), _regression_batches(), _mse,
+                train.TrainConfig(steps=2), progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress must be True or False, got progress='no'"):
+        train.train(nn.Linear(2, 1), _regression_batches(), _mse, progress="no")

@@ -15,7 +15,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.checks import check_choice, check_int, check_number, check_positive
+from utils.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_positive,
+)
 
 
 def cross_entropy(
@@ -103,13 +109,14 @@ def train(
     config: TrainConfig | None = None,
     evaluate: Callable[[nn.Module], float] | None = None,
     desc: str = "train",
+    progress: bool = True,
 ) -> History:
     """Train `model` on `batches` with AdamW and return the loss history.
 
     `batches` yields whatever `loss_fn(model, batch)` needs; `loss_fn` returns a scalar
     loss. `evaluate(model)`, if given, returns a validation loss every
     `config.eval_every` steps (in eval mode, without gradients). Afterwards the model
-    is in eval mode, ready to be used.
+    is in eval mode, ready to be used. `progress=False` hides the progress bar.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -119,13 +126,16 @@ def train(
             f"batches must be an iterator (e.g. endless_batches(...)), "
             f"got {type(batches).__name__}"
         )
+    check_bool("progress", progress)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     history, running, n_running = History(), 0.0, 0
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(1, config.steps + 1), desc=desc, mininterval=1.0)
+    bar = tqdm(
+        range(1, config.steps + 1), desc=desc, mininterval=1.0, disable=not progress
+    )
     for step in bar:
         batch = next(batches, None)
         if batch is None:

@@ -138,7 +138,7 @@ def fit(model, images, labels, steps: int, seed=0, max_shift: int = 0, lr=2e-3):
     drawn with `seed`, however many images there are."""
     config = TrainConfig(steps=steps, lr=lr, weight_decay=0.05, log_every=steps)
     batches = image_batches(images, labels, 64, seed, max_shift)
-    return train(model, batches, classification_loss, config, desc="fit")
+    return train(model, batches, classification_loss, config, progress=False)
 
 
 def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int) -> dict:
