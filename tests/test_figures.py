@@ -31,7 +31,9 @@ SHOWN = {
     "marker", "markeredgecolor", "markerfacecolor", "markersize", "rotation", "text",
     "title", "verticalalignment", "visible", "xlabel", "xlim", "xscale", "xy", "ylabel",
     "ylim", "yscale", "zorder", "bounds", "array", "extent", "aspect", "xdata", "ydata",
+    "position", "width", "height", "boxstyle", "arrowstyle",
 }
+LAID_OUT = ("Axes", "Figure", "SubFigure", "Legend")  # their position is the layout's
 SKIPPED = ("XTick", "YTick", "XAxis", "YAxis")  # tick marks follow the layout
 
 
@@ -57,7 +59,8 @@ def fingerprint(fig) -> list:
         if kind in SKIPPED or (kind == "Text" and not artist.get_text()):
             continue
         properties = artist.properties()
-        entries.append([kind, {k: _plain(properties[k]) for k in sorted(SHOWN)
+        shown = SHOWN - {"position"} if kind in LAID_OUT else SHOWN
+        entries.append([kind, {k: _plain(properties[k]) for k in sorted(shown)
                                if k in properties}])
     return entries
 
@@ -112,11 +115,29 @@ def _figures():
             torch.manual_seed(0)
             figures[name] = partial(make(), **{c: low for c, (low, _) in controls.items()})
     figures["ch7-masks"] = masked_lm.draw_masks_and_mlm
+    figures.update(_vit_figures())
     return figures
 
 
+def _vit_figures():
+    from utils.experiments import vit_digits as vd
+    from utils.vit import ViT, ViTConfig
+    digit = vd.load_digits_split().test_part()[0][0, 0]
+    torch.manual_seed(0)
+    similarity = vd.position_similarity(ViT(ViTConfig()))
+    sizes, results = [250, 1000], {"ViT": torch.tensor([[0.5, 0.6], [0.7, 0.8]])}
+
+    def sweep(fig):
+        vd.draw_data_sweep(fig.subplots(), sizes, results, {"ViT": "#0072B2"})
+
+    return {"ch9-pipeline": partial(vd.draw_vit_pipeline, digit=digit),
+            "ch9-positions": partial(vd.draw_position_similarity, similarity=similarity),
+            "ch9-sweep": sweep}
+
+
 FIGURES = sorted([*CALLBACKS, "ch7-masks", "ch7-corruption", "ch7-attention",
-                  "ch8-raster", "ch8-palettes"])
+                  "ch8-raster", "ch8-palettes", "ch9-pipeline", "ch9-positions",
+                  "ch9-sweep"])
 
 
 @pytest.fixture(scope="module")

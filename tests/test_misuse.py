@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from utils import (
     attention,
     bert,
+    cnn,
     data,
     env,
     gpt,
@@ -32,6 +33,7 @@ from utils.experiments import (
     number_words,
     pixel_gpt,
     signal_recall,
+    vit_digits,
 )
 
 x3 = torch.randn(2, 5, 8)
@@ -69,6 +71,11 @@ def _hf_bert(cls="BertModel", **config):
 
 def _mask_tokens(**kwargs):
     return bert.mask_tokens(ids, **dict(dict(mask_id=1, vocab_size=10), **kwargs))
+
+
+def _vit():
+    from utils.vit import ViT, ViTConfig
+    return ViT(ViTConfig(num_layers=1, num_heads=2, d_model=8, dim_feedforward=16)).eval()
 
 
 def _pixels():
@@ -122,6 +129,29 @@ CASES = [
     ("range", lambda: pixel_gpt.probe_accuracy(x3[0], ids[0], x3[1], ids[1], 6),
      "n_labels"),
     ("dtype", lambda: pixel_gpt.pixel_batches(ids.float(), 2, 9), "ids"),
+    ("type", lambda: cnn.CNNConfig(channels=[8]), "channels"),
+    ("type", lambda: cnn.CNNConfig(hidden=8.0), "hidden"),
+    ("range", lambda: cnn.CNNConfig(kernel_size=2), "odd"),
+    ("range", lambda: cnn.CNNConfig(image_size=10, channels=(4, 4)), "divisible"),
+    ("shape", lambda: cnn.CNN(cnn.CNNConfig())(torch.rand(1, 28, 28)), "images"),
+    ("dtype", lambda: cnn.CNN(cnn.CNNConfig())(torch.ones(1, 1, 28, 28,
+                                                           dtype=torch.long)),
+     "floating"),
+    ("type", lambda: cnn.receptive_fields({"kernel_size": 3}), "CNNConfig"),
+    ("range", lambda: vit_digits.load_digits_split(n_test=0), "n_test"),
+    ("range", lambda: vit_digits.load_digits_split().train_part(0), "n must be"),
+    ("shape", lambda: vit_digits.random_shift(torch.rand(28, 28), 1, None), "images"),
+    ("range", lambda: vit_digits.random_shift(torch.rand(1, 1, 28, 28), -1, None),
+     "max_shift"),
+    ("shape", lambda: vit_digits.attention_distance(torch.rand(1, 1, 5, 5), 28, 7),
+     "weights"),
+    ("range", lambda: vit_digits.draw_patches(None, 0, 5, images=torch.rand(2, 1, 28, 28)),
+     "patch_size must divide 28"),
+    ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 5),
+     "layer"),
+    ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 1, 9),
+     "head"),
+    ("shape", lambda: vit_digits.class_attention(_vit(), torch.rand(28, 28)), "image"),
     ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
     ("type", lambda: _mask_tokens(generator="0"), "seed"),
     # --- shape ---

@@ -62,6 +62,21 @@ def _completions():
                    digits=pixel_gpt.pixel_digits(n_levels=4))
 
 
+def _patches():
+    from utils.experiments import vit_digits
+    return partial(vit_digits.draw_patches,
+                   images=vit_digits.load_digits_split().test_part()[0])
+
+
+def _class_attention():
+    from utils.experiments import vit_digits
+    from utils.vit import ViT, ViTConfig
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(num_layers=3, num_heads=4, d_model=32, dim_feedforward=64)).eval()
+    return partial(vit_digits.draw_class_attention, model=vit,
+                   images=vit_digits.load_digits_split().test_part()[0])
+
+
 LAGS = [1, 5, 10, 20, 30, 40, 50, 60]
 RESULTS = {"lags": LAGS, "chance": 0.25, "rnn": [0.25] * 8, ("lstm", 0.0): [1.0] * 8,
            ("lstm", 2.0): [1.0] * 8}
@@ -83,6 +98,9 @@ CALLBACKS = {
     "ch6": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
     "ch8": (_completions, {"index": (0, 999), "rows_given": (0, 13),
                            "temperature": (0.2, 2.0)}),
+    "ch9-patches": (_patches, {"index": (0, 999), "patch_size": (1, 28)}),
+    "ch9-attention": (_class_attention, {"index": (0, 999), "layer": ("rollout", 3),
+                                         "head": ("mean", 4)}),
 }
 
 

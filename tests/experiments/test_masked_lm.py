@@ -214,3 +214,27 @@ def test_word_windows_take_every_word_that_fits_and_follow_their_seed():
     again, _ = masked_lm.word_windows(TEXT, chars, block, start, n=5, seed=1)
     other, _ = masked_lm.word_windows(TEXT, chars, block, start, n=5, seed=2)
     assert torch.equal(one, again) and not torch.equal(one, other)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(ids=torch.arange(20.0)), "ids must have dtype torch.int64, got torch.float32"),
+    (dict(ids=torch.arange(20)[None]), "ids must have shape (N), got (1, 20)"),
+    (dict(block_size=0), "block_size must be a positive int, got block_size=0"),
+    (dict(block_size=20), "block_size must be in [1, 19], got 20"),
+], ids=["float-ids", "2-d-ids", "zero-block", "block-too-long"])
+def test_mlm_batches_refusals_name_the_argument_exactly(kwargs, message):
+    arguments = dict(ids=torch.arange(20), batch_size=2, block_size=4, mask_id=0,
+                     vocab_size=20)
+    with pytest.raises(ValueError) as error:
+        masked_lm.mlm_batches(**{**arguments, **kwargs})
+    assert str(error.value) == message
+    inputs, _ = next(masked_lm.mlm_batches(**{**arguments, "block_size": 1}))
+    assert inputs.shape == (2, 1)  # one token per window is allowed
+
+
+def test_draw_attention_setting_names_layer_and_head_exactly():
+    model, tokenizer = minilm()
+    for kwargs, name in ((dict(layer=-1), "layer"), (dict(head=-1), "head")):
+        with pytest.raises(ValueError) as error:
+            masked_lm.draw_attention_setting(plt.figure(), model, tokenizer, "x", **kwargs)
+        assert str(error.value) == f"{name} must be an int >= 0, got {name}=-1"

@@ -94,9 +94,13 @@ def test_data_size_sweep_is_deterministic_and_uses_the_budget_rule():
     digits = vd.load_digits_split()
     models = {"cnn": (lambda: CNN(CNNConfig(channels=(4,), hidden=8)), 0),
               "cnn shifted": (lambda: CNN(CNNConfig(channels=(4,), hidden=8)), 1)}
-    results = vd.data_size_sweep(models, digits, sizes=[20, 40], seeds=[0, 1], steps=3)
-    again = vd.data_size_sweep(models, digits, sizes=[20, 40], seeds=[0, 1], steps=3)
+    results, trained = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
+    again, _ = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
     assert results.keys() == models.keys() and results["cnn"].shape == (2, 2)
+    test_images, test_labels = digits.test_part()  # the model of 40 digits, seed 0
+    assert not trained["cnn"].training
+    assert vd.held_out_accuracy(trained["cnn"], test_images, test_labels) == (
+        results["cnn"][1, 0].item())
     assert all(torch.equal(results[k], again[k]) for k in results)
     assert ((results["cnn"] >= 0) & (results["cnn"] <= 1)).all()
     history = vd.fit(CNN(CNNConfig(channels=(4,), hidden=8)), *digits.train_part(20),

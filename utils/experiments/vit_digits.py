@@ -80,8 +80,8 @@ def draw_patches(fig, index: int = 0, patch_size: int = 7, *, images: torch.Tens
             spine.set_visible(True)
             spine.set_color("tab:orange")
     right.suptitle(
-        f"{tokens} tokens ({n_patches} patches"
-        f"{', first 16 shown' * (shown < n_patches)} + [class]): "
+        f"{tokens} tokens = {n_patches} patch{'es' * (n_patches > 1)} + [class]"
+        f"{' (first 16 shown)' * (shown < n_patches)}: "
         f"{tokens**2:,} attention weights per head",
         fontsize=9,
     )
@@ -141,14 +141,16 @@ def fit(model, images, labels, steps: int, seed=0, max_shift: int = 0, lr=2e-3):
     return train(model, batches, classification_loss, config, progress=False)
 
 
-def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int) -> dict:
+def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int):
     """Held-out accuracy of each model at each training-set size and seed.
 
     `models` maps a name to ``(make_model, max_shift)``; `make_model()` builds a fresh
-    model, seeded per run. Returns {name: (len(sizes), len(seeds)) tensor}.
+    model, seeded per run. Returns ``(accuracy, trained)``: accuracy is
+    {name: (len(sizes), len(seeds)) tensor}, and trained holds each model as trained
+    on the largest size with the first seed, in eval mode, for a closer look.
     """
     test_images, test_labels = digits.test_part()
-    results = {}
+    accuracy, trained = {}, {}
     for name, (make_model, max_shift) in models.items():
         grid = torch.zeros(len(sizes), len(seeds))
         for i, n in enumerate(sizes):
@@ -159,8 +161,10 @@ def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int) -> d
                     model = make_model()
                 fit(model, images, labels, steps, seed, max_shift)
                 grid[i, j] = held_out_accuracy(model, test_images, test_labels)
-        results[name] = grid
-    return results
+                if i == len(sizes) - 1 and j == 0:
+                    trained[name] = model
+        accuracy[name] = grid
+    return accuracy, trained
 
 
 def draw_data_sweep(ax, sizes, results: dict, colours: dict) -> None:
@@ -179,7 +183,8 @@ def draw_data_sweep(ax, sizes, results: dict, colours: dict) -> None:
         )
     ax.set(xscale="log", xlabel="training images", ylabel="held-out accuracy")
     ax.set_xticks(sizes, labels=[str(n) for n in sizes])
-    ax.legend(frameon=False)
+    ax.minorticks_off()
+    ax.legend(frameon=False, loc="lower right")
 
 
 # --- what attention sees --------------------------------------------------------
