@@ -238,3 +238,4 @@ def test_draw_attention_setting_names_layer_and_head_exactly():
         with pytest.raises(ValueError) as error:
             masked_lm.draw_attention_setting(plt.figure(), model, tokenizer, "x", **kwargs)
         assert str(error.value) == f"{name} must be an int >= 0, got {name}=-1"
+    plt.close("all")
