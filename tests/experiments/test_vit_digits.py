@@ -145,7 +145,8 @@ def test_class_attention_reads_the_class_tokens_row():
     mean = vd.class_attention(model, digit, layer=2, head="mean")
     rollout = vd.class_attention(model, digit)
     assert one.shape == mean.shape == rollout.shape == (4, 4)
-    assert 0 < float(one.sum()) <= 1 and 0 < float(rollout.sum()) <= 1
+    for attention in (one, mean, rollout):  # shares of the attention to the patches
+        assert float(attention.sum()) == pytest.approx(1.0) and (attention >= 0).all()
     with pytest.raises(ValueError, match="layer must be one of"):
         vd.class_attention(model, digit, layer=3)
     with pytest.raises(ValueError, match="head must be one of"):
@@ -168,3 +169,11 @@ def test_gradient_distance_of_a_cnn_block_stays_inside_its_window():
     far, wide = vd.gradient_distance(lambda x: cnn.feature_maps(x)[1], image)
     assert (side, wide) == (4, 10)
     assert 0 < near <= math.sqrt(2) * 2 and near < far <= math.sqrt(2) * 5
+
+
+def test_permute_patches_moves_whole_patches_and_the_identity_moves_none():
+    images = torch.arange(32.0).view(2, 1, 4, 4)
+    moved = vd.permute_patches(images, 2, torch.tensor([3, 2, 1, 0]))
+    assert torch.equal(moved[0, 0, :2, :2], images[0, 0, 2:, 2:])  # last patch first
+    assert torch.equal(moved[1, 0, 2:, 2:], images[1, 0, :2, :2])
+    assert torch.equal(vd.permute_patches(images, 2, torch.arange(4)), images)

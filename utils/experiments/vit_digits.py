@@ -91,6 +91,18 @@ def draw_patches(fig, index: int = 0, patch_size: int = 7, *, images: torch.Tens
 # --- inductive bias, measured ----------------------------------------------------
 
 
+def permute_patches(images: torch.Tensor, patch_size: int, order) -> torch.Tensor:
+    """(B, C, H, W) images with their patches moved: patch ``order[i]`` (raster order)
+    goes to place i."""
+    check_tensor("images", images, ("B", "C", "H", "W"), floating=True)
+    B, C, H, W = images.shape
+    rows, cols = H // patch_size, W // patch_size
+    grid = images.unfold(2, patch_size, patch_size).unfold(3, patch_size, patch_size)
+    tiles = grid.reshape(B, C, rows * cols, patch_size, patch_size)[:, :, order]
+    tiles = tiles.reshape(B, C, rows, cols, patch_size, patch_size)
+    return tiles.permute(0, 1, 2, 4, 3, 5).reshape(B, C, H, W)
+
+
 def random_shift(images: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
     """Each image moved by up to `max_shift` pixels in each direction (zero filled)."""
     check_tensor("images", images, ("B", "C", "H", "W"), floating=True)
@@ -208,7 +220,7 @@ def attention_distance(weights: torch.Tensor, image_size: int, patch_size: int):
     the weights on patch keys renormalised to sum to 1; the result is averaged over
     queries and images: (H,). Dosovitskiy et al. (2021), Figure 7 (right).
     """
-    centres = patch_centres(image_size, patch_size)  # (N, 2)
+    centres = patch_centres(image_size, patch_size).to(weights.device)  # (N, 2)
     N = len(centres)
     check_tensor("weights", weights, ("B", "H", N + 1, N + 1), floating=True)
     between = weights[:, :, 1:, 1:]  # (B, H, N, N): patch to patch
@@ -261,11 +273,14 @@ def draw_position_similarity(fig, similarity: torch.Tensor) -> None:
     per_row = math.isqrt(N)
     axes = fig.subplots(per_row, per_row)
     for i, ax in enumerate(axes.flat):
-        ax.imshow(similarity[i].reshape(per_row, per_row), cmap=CMAP, vmin=-1, vmax=1)
+        shown = ax.imshow(
+            similarity[i].reshape(per_row, per_row), cmap=CMAP, vmin=-1, vmax=1
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     fig.supxlabel("patch column")
     fig.supylabel("patch row")
+    fig.colorbar(shown, ax=axes, shrink=0.8, label="cosine similarity")
 
 
 def attention_rollout(maps: list) -> torch.Tensor:
@@ -275,15 +290,16 @@ def attention_rollout(maps: list) -> torch.Tensor:
     rollout = None
     for weights in maps:  # (B, H, T, T), first layer first
         A = weights.mean(1)  # (B, T, T)
-        A = 0.5 * A + 0.5 * torch.eye(A.shape[-1])
+        A = 0.5 * A + 0.5 * torch.eye(A.shape[-1], device=A.device)
         A = A / A.sum(-1, keepdim=True)
         rollout = A if rollout is None else A @ rollout
     return rollout
 
 
 def class_attention(model, image: torch.Tensor, layer="rollout", head="mean"):
-    """(h, w) map of how much the class token attends to each patch: in one `layer`
-    (1-based) and `head` (1-based, or "mean"), or through all layers ("rollout")."""
+    """(h, w) map of how much the class token attends to each patch, as a share of its
+    attention to all patches: in one `layer` (1-based) and `head` (1-based, or "mean"),
+    or through all layers ("rollout")."""
     check_tensor("image", image, (1, model.config.image_size, model.config.image_size))
     with torch.no_grad(), record_attention(model) as maps:
         model(image[None])
@@ -297,7 +313,8 @@ def class_attention(model, image: torch.Tensor, layer="rollout", head="mean"):
         per_head = maps[layer - 1][0]  # (H, T, T)
         weights = per_head.mean(0) if head == "mean" else per_head[head - 1]
     per_row = model.config.image_size // model.config.patch_size
-    return weights[0, 1:].reshape(per_row, per_row)  # from the class token, to patches
+    to_patches = weights[0, 1:]  # from the class token to the patches, not to itself
+    return (to_patches / to_patches.sum()).reshape(per_row, per_row)  # sums to 1
 
 
 def draw_class_attention(fig, index=0, layer="rollout", head="mean", *, model, images):
@@ -313,7 +330,9 @@ def draw_class_attention(fig, index=0, layer="rollout", head="mean", *, model, i
     where = (
         "rollout (all layers)" if layer == "rollout" else f"layer {layer}, head {head}"
     )
-    image(right, digit[0], title=where, overlay=overlay / overlay.max())
+    image(
+        right, digit[0], title=where, overlay=overlay / overlay.max(), overlay_cmap=CMAP
+    )
     return attention
 
 
