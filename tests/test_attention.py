@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utils.attention import (
+    SHORT_KEYS,
     AdditiveScore,
     MultiHeadAttention,
     SelfAttention,
@@ -252,13 +253,17 @@ def test_attend_without_weights_calls_the_fused_kernel(monkeypatch):
         return fused(*args, **kwargs)
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
-    q = torch.randn(1, 4, 8)
+    q = torch.randn(1, SHORT_KEYS + 1, 8)
     attend(q, q, q, causal=True)
     assert (
         len(calls) == 1 and calls[0]["is_causal"] is True
     )  # the kernel's own causal mask
     attend(q, q, q, causal=True, need_weights=True)  # the explicit path: no call
-    assert len(calls) == 1
+    short = q[:, :SHORT_KEYS]
+    out, weights = attend(short, short, short, causal=True)  # short: explicit, faster
+    assert len(calls) == 1 and weights is None
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(
+        short, short, short, is_causal=True))
 
 
 def test_attend_rejects_bad_arguments():
