@@ -338,12 +338,7 @@ def draw_class_attention(fig, index=0, layer="rollout", head="mean", *, model, i
 
 # --- the intuition diagram ----------------------------------------------------------
 
-ENCODER_FILL, QUERY_BLUE, KEY_ORANGE, RESIDUAL_GREY = (
-    "#56B4E9",
-    "#0072B2",
-    "#E69F00",
-    "#666",
-)
+ENCODER_FILL, QUERY_BLUE, KEY_ORANGE = "#56B4E9", "#0072B2", "#E69F00"  # DIAGRAMS.md
 
 
 def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
