@@ -37,7 +37,7 @@ from utils.experiments import (
 )
 
 x3 = torch.randn(2, 5, 8)
-ids = torch.randint(0, 10, (2, 5))
+ids = torch.arange(10).reshape(2, 5)  # every id of the 10-token vocabulary, fixed
 
 
 def _gpt():
