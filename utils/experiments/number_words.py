@@ -157,22 +157,57 @@ def decode_digits(ids, strict: bool = True) -> str:
     return "".join(out)
 
 
-def translate(model, numbers) -> list[str]:
-    """Greedy translations of `numbers`' words into digit strings."""
+def translate(model, numbers, beam_size: int = 1) -> list[str]:
+    """Translations of `numbers`' words into digit strings: greedy, or beam search
+    with ``beam_size > 1`` (models with a ``beam_decode``, chapter 3's)."""
     src, _, _ = make_batch(numbers)
-    generated = model.greedy_decode(src, max_new_tokens=8, eos_id=EOS)
+    if check_int("beam_size", beam_size) == 1:
+        generated = model.greedy_decode(src, max_new_tokens=8, eos_id=EOS)
+    elif hasattr(model, "beam_decode"):
+        generated = model.beam_decode(src, beam_size=beam_size, max_new_tokens=8)
+    else:
+        raise ValueError(f"{type(model).__name__} has no beam search: use beam_size=1")
     return [decode_digits(row, strict=False) for row in generated]
 
 
-def exact_match(model, numbers, batch_size: int = 1000) -> float:
-    """The fraction of `numbers` whose greedy translation is exactly right."""
+def exact_match(model, numbers, batch_size: int = 1000, beam_size: int = 1) -> float:
+    """The fraction of `numbers` whose translation is exactly right."""
     model.eval()
     numbers = numbers.tolist() if torch.is_tensor(numbers) else list(numbers)
     right = 0
     for i in range(0, len(numbers), batch_size):
         chunk = numbers[i : i + batch_size]
-        right += sum(p == str(n) for p, n in zip(translate(model, chunk), chunk))
+        translations = translate(model, chunk, beam_size)
+        right += sum(p == str(n) for p, n in zip(translations, chunk))
     return right / len(numbers)
+
+
+def token_accuracy(model, numbers, teacher_forcing: bool) -> float:
+    """The fraction of target tokens (digits and the end token) that come out right.
+
+    With teacher forcing each prediction follows the true tokens before it; without,
+    the model's own greedy output is compared position by position, so one wrong
+    token can spoil the ones after it.
+    """
+    model.eval()
+    src, tgt_in, tgt_out = make_batch(numbers)
+    real = tgt_out != PAD  # (B, T)
+    with torch.no_grad():
+        if teacher_forcing:
+            predicted = model(src, tgt_in).argmax(-1)  # (B, T)
+        else:
+            generated = model.greedy_decode(src, max_new_tokens=tgt_out.shape[1])
+            predicted = torch.full_like(tgt_out, PAD)
+            predicted[:, : generated.shape[1]] = generated
+    return ((predicted == tgt_out) & real).sum().item() / real.sum().item()
+
+
+def by_length(numbers) -> dict[int, list[int]]:
+    """`numbers` grouped by how many words they take, shortest first."""
+    groups = {}
+    for n in numbers.tolist() if torch.is_tensor(numbers) else numbers:
+        groups.setdefault(len(number_to_words(n)), []).append(n)
+    return dict(sorted(groups.items()))
 
 
 def cross_attention(model, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
