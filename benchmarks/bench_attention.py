@@ -1,4 +1,4 @@
-"""Chapters 3-4: the from-scratch multi-head attention against PyTorch, widget budgets.
+"""Chapters 4-5: the from-scratch multi-head attention against PyTorch, widget budgets.
 
 Target (issue 4): our MultiHeadAttention, forward and backward, within 1.5x of
 nn.MultiheadAttention on B=8, T=256, d_model=256, H=8, both returning their weights;

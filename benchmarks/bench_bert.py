@@ -1,4 +1,4 @@
-"""Chapter 7: the from-scratch BERT's forward and backward pass against
+"""Chapter 8: the from-scratch BERT's forward and backward pass against
 transformers.BertModel (eager attention), with padding in the batch.
 """
 

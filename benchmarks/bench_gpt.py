@@ -1,4 +1,4 @@
-"""Chapter 6: GPT training throughput against its peers, and the KV cache's speed-up.
+"""Chapter 7: GPT training throughput against its peers, and the KV cache's speed-up.
 
 Peers: Hugging Face's GPT2LMHeadModel (eager and SDPA attention) and a nanoGPT-style
 model (:mod:`benchmarks.nanogpt`, after Andrej Karpathy's nanoGPT ``model.py``). All
@@ -13,7 +13,7 @@ from . import nanogpt
 from .timing import best_of, ratio_result
 
 # label: (vocab_size, block_size = T, layers, heads, d_model, batch B, repeats).
-# "chapter" is chapter 6's model. "shakespeare-char" is the model of nanoGPT's
+# "chapter" is chapter 7's model. "shakespeare-char" is the model of nanoGPT's
 # config/train_shakespeare_char.py, with B=8 (that file uses 64, train.py's
 # default is 12) to keep the bench short on two cores; with biases and no dropout
 # (that run uses dropout 0.2 and no biases) for a like-for-like comparison.

@@ -1,4 +1,4 @@
-"""Chapter 8: completing a 14×14 digit from its top 7 rows, with and without the KV
+"""Chapter 9: completing a 14×14 digit from its top 7 rows, with and without the KV
 cache (the chapter's model size: 4 layers, d=64, 197 positions)."""
 
 import torch

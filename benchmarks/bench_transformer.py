@@ -1,4 +1,4 @@
-"""Chapter 5: the from-scratch Transformer's forward and backward pass against
+"""Chapter 6: the from-scratch Transformer's forward and backward pass against
 nn.Transformer.
 """
 

@@ -1,4 +1,4 @@
-"""Chapter 9: the from-scratch ViT's forward and backward pass against
+"""Chapter 10: the from-scratch ViT's forward and backward pass against
 transformers.ViTForImageClassification (eager attention), at the chapter's size."""
 
 import torch

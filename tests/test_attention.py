@@ -1,4 +1,4 @@
-"""Chapters 3-4: attention equals PyTorch's (copied weights, 1e-5), and its properties hold."""
+"""Chapters 4-5: attention equals PyTorch's (copied weights, 1e-5), and its properties hold."""
 
 import math
 

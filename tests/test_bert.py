@@ -1,4 +1,4 @@
-"""utils.bert (chapter 7): equivalence with transformers' BERT, the real MiniLM weights,
+"""utils.bert (chapter 8): equivalence with transformers' BERT, the real MiniLM weights,
 bidirectionality, and the statistics of mask_tokens."""
 
 import math

@@ -1,4 +1,4 @@
-"""utils.cnn (chapter 9): the CNN baseline, and its receptive fields measured with
+"""utils.cnn (chapter 10): the CNN baseline, and its receptive fields measured with
 chapter 0's gradients."""
 
 import pytest

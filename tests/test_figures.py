@@ -85,9 +85,9 @@ def _minilm_figures():
     model, tokenizer = masked_lm.load_minilm()
     sentence = "In the beginning God created the heaven and the earth."
     return {
-        "ch7-corruption": partial(masked_lm.draw_corruption_setting, sentence=sentence,
+        "ch8-corruption": partial(masked_lm.draw_corruption_setting, sentence=sentence,
                                   tokenizer=tokenizer),
-        "ch7-attention": partial(masked_lm.draw_attention_setting, model=model,
+        "ch8-attention": partial(masked_lm.draw_attention_setting, model=model,
                                  tokenizer=tokenizer, sentence=sentence, layer=1,
                                  head=2),
     }
@@ -100,9 +100,9 @@ def _pixel_figures():
     images = digits.images[:3]
     palettes = {n: (pixel_gpt.PixelTokenizer(n).fit(images), 0.1 * n) for n in (2, 4)}
     return {
-        "ch8-raster": partial(pixel_gpt.draw_raster_order, digit_ids=ids[0],
+        "ch9-raster": partial(pixel_gpt.draw_raster_order, digit_ids=ids[0],
                               tokenizer=digits.tokenizer, shape=(14, 14), step=20),
-        "ch8-palettes": partial(pixel_gpt.draw_palettes, images=images,
+        "ch9-palettes": partial(pixel_gpt.draw_palettes, images=images,
                                 palettes=palettes),
     }
 
@@ -114,7 +114,7 @@ def _figures():
         with torch.random.fork_rng():  # the same random model whatever ran before
             torch.manual_seed(0)
             figures[name] = partial(make(), **{c: low for c, (low, _) in controls.items()})
-    figures["ch7-masks"] = masked_lm.draw_masks_and_mlm
+    figures["ch8-masks"] = masked_lm.draw_masks_and_mlm
     figures.update(_vit_figures())
     return figures
 
@@ -130,14 +130,14 @@ def _vit_figures():
     def sweep(fig):
         vd.draw_data_sweep(fig.subplots(), sizes, results, {"ViT": "#0072B2"})
 
-    return {"ch9-pipeline": partial(vd.draw_vit_pipeline, digit=digit),
-            "ch9-positions": partial(vd.draw_position_similarity, similarity=similarity),
-            "ch9-sweep": sweep}
+    return {"ch10-pipeline": partial(vd.draw_vit_pipeline, digit=digit),
+            "ch10-positions": partial(vd.draw_position_similarity, similarity=similarity),
+            "ch10-sweep": sweep}
 
 
-FIGURES = sorted([*CALLBACKS, "ch7-masks", "ch7-corruption", "ch7-attention",
-                  "ch8-raster", "ch8-palettes", "ch9-pipeline", "ch9-positions",
-                  "ch9-sweep"])
+FIGURES = sorted([*CALLBACKS, "ch8-masks", "ch8-corruption", "ch8-attention",
+                  "ch9-raster", "ch9-palettes", "ch10-pipeline", "ch10-positions",
+                  "ch10-sweep"])
 
 
 @pytest.fixture(scope="module")

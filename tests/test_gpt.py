@@ -1,4 +1,4 @@
-"""utils.gpt (chapter 6): GPT-2 equivalence, the KV cache, sampling, causality, the classifier."""
+"""utils.gpt (chapter 7): GPT-2 equivalence, the KV cache, sampling, causality, the classifier."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""utils.igpt (chapter 8): the palette, raster order, completion and layer features."""
+"""utils.igpt (chapter 9): the palette, raster order, completion and layer features."""
 
 import pytest
 import torch

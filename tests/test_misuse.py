@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from utils import (
     attention,
+    beam_search,
     bert,
     cnn,
     data,
@@ -21,6 +22,7 @@ from utils import (
     gpt,
     igpt,
     rnn,
+    rnn_seq2seq,
     sampling,
     tokenizers,
     train,
@@ -28,6 +30,7 @@ from utils import (
 )
 from utils.experiments import (
     bigram,
+    bottleneck,
     char_rnn,
     neighbour_heads,
     number_words,
@@ -53,6 +56,12 @@ def _seq2seq():
     return transformer.Seq2Seq(transformer.Seq2SeqConfig(src_vocab_size=6, tgt_vocab_size=5,
                                                          d_model=8, num_heads=2,
                                                          dim_feedforward=16))
+
+
+def _rnn_seq2seq(attention=True):
+    return rnn_seq2seq.RNNSeq2Seq(rnn_seq2seq.RNNSeq2SeqConfig(
+        len(number_words.SRC_VOCAB), len(number_words.TGT_VOCAB), d_embed=4,
+        hidden_size=8, attention=attention))
 
 
 def _bert():
@@ -242,6 +251,21 @@ CASES = [
     ("dtype", lambda: _mask_tokens(can_mask=torch.ones(2, 5)), "can_mask"),
     ("mask", lambda: _bert()(ids, torch.zeros(2, 5)), "True/1 = a real token"),
     ("mask", lambda: _bert()(ids, torch.full((2, 5), 2)), "ints 0/1"),
+    # --- chapter 3: the RNN encoder-decoder, beam search ---
+    ("vocabulary", lambda: _rnn_seq2seq()(torch.full((1, 2), 40), torch.ones(1, 2).long()),
+     "src"),
+    ("broadcast", lambda: _rnn_seq2seq()(torch.ones(2, 3).long(), torch.ones(1, 2).long()),
+     "batch size"),
+    ("type", lambda: rnn_seq2seq.RNNSeq2SeqConfig(5, 5, attention="no"), "attention"),
+    ("range", lambda: beam_search.beam_search(
+        None, (torch.zeros(1),), bos_id=1, eos_id=2, beam_size=0, max_len=3), "beam_size"),
+    ("shape", lambda: beam_search.beam_search(
+        None, (torch.zeros(2),), bos_id=1, eos_id=2, beam_size=2, max_len=3),
+     "one sequence"),
+    ("range", lambda: bottleneck.length_groups([1, 2], min_count=0), "min_count"),
+    ("range", lambda: number_words.exact_match(_seq2seq(), [1], beam_size=2),
+     "no beam search"),
+    ("type", lambda: bottleneck.alignment(_rnn_seq2seq(attention=False), 7), "attention"),
     # --- the mask convention: boolean, True = may attend ---
     ("mask", lambda: attention.scaled_dot_product_attention(x3, x3, x3, torch.zeros(5, 5)),
      "True = may attend"),

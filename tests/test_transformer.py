@@ -1,4 +1,4 @@
-"""utils.transformer (chapter 5): equals nn.Transformer with copied weights; causality; padding."""
+"""utils.transformer (chapter 6): equals nn.Transformer with copied weights; causality; padding."""
 
 import math
 import re
@@ -522,7 +522,7 @@ def test_padding_in_a_batch_changes_nothing_and_removing_the_mask_would(monkeypa
 
 
 def test_target_padding_mask_is_redundant_before_right_padding_under_a_causal_mask():
-    """Chapter 5, exercise 3: right padding is invisible to earlier causal queries."""
+    """Chapter 6, exercise 3: right padding is invisible to earlier causal queries."""
     model = Transformer(16, 2, 1, 2, 32, dropout=0.0)
     src, tgt = torch.randn(2, 4, 16), torch.randn(2, 5, 16)
     tgt_real = _padding([5, 2], 5)

@@ -44,6 +44,18 @@ def _alignment():
     return partial(draw_alignment, model=model)
 
 
+def _bottleneck():
+    from utils.experiments import bottleneck, number_words
+    from utils.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
+
+    def model(attention):
+        torch.manual_seed(0)
+        return RNNSeq2Seq(RNNSeq2SeqConfig(len(number_words.SRC_VOCAB),
+                                           len(number_words.TGT_VOCAB), d_embed=8,
+                                           hidden_size=16, attention=attention))
+    return partial(bottleneck.draw_alignment, model=model(True), baseline=model(False))
+
+
 def _sampling():
     chars = CharTokenizer("And the LORD spake unto Moses\n")
     torch.manual_seed(0)
@@ -90,16 +102,17 @@ CALLBACKS = {
              "num_steps": (20, 200)}),
     "ch2": (lambda: partial(draw_long_range, results=RESULTS),
             {"lag": (LAGS[0], LAGS[-1]), "forget_bias": (0.0, 2.0)}),
-    "ch3": (lambda: draw_scaling, {"d_k": (D_K_VALUES[0], D_K_VALUES[-1])}),
-    "ch4": (_heads, {"head": (0, 1), "example": (0, 15)}),
-    "ch5": (_alignment, {"number": (400, 9999)}),
-    "ch5-positions": (lambda: draw_positions,
+    "ch3": (_bottleneck, {"number": (7, 999_999)}),
+    "ch4": (lambda: draw_scaling, {"d_k": (D_K_VALUES[0], D_K_VALUES[-1])}),
+    "ch5": (_heads, {"head": (0, 1), "example": (0, 15)}),
+    "ch6": (_alignment, {"number": (400, 9999)}),
+    "ch6-positions": (lambda: draw_positions,
                       {"d_model": (16, 128), "dimensions": (2, 128)}),
-    "ch6": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
-    "ch8": (_completions, {"index": (0, 999), "rows_given": (0, 13),
+    "ch7": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
+    "ch9": (_completions, {"index": (0, 999), "rows_given": (0, 13),
                            "temperature": (0.2, 2.0)}),
-    "ch9-patches": (_patches, {"index": (0, 999), "patch_size": (1, 28)}),
-    "ch9-attention": (_class_attention, {"index": (0, 999), "layer": ("rollout", 3),
+    "ch10-patches": (_patches, {"index": (0, 999), "patch_size": (1, 28)}),
+    "ch10-attention": (_class_attention, {"index": (0, 999), "layer": ("rollout", 3),
                                          "head": ("mean", 4)}),
 }
 

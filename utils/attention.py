@@ -1,6 +1,6 @@
 """Scaled dot-product attention, its masks, self-attention and multi-head attention.
 
-Used in chapters 3-4, and by the Transformer, GPT, BERT and ViT chapters after them.
+Used in chapters 4-5, and by the Transformer, GPT, BERT and ViT chapters after them.
 
 Masks are boolean, and **True = may attend** (PyTorch's boolean ``attn_mask`` means the
 same; ``nn.MultiheadAttention``'s and ``nn.Transformer``'s boolean masks mean the
@@ -188,7 +188,7 @@ def attend(
 
 
 class SelfAttention(nn.Module):
-    """One head of self-attention with learnable projections W_q, W_k, W_v (chapter 3).
+    """One head of self-attention with learnable projections W_q, W_k, W_v (chapter 4).
 
     x: (B, T, d_model) -> output (B, T, d_k), weights (B, T, T) (explicit, always).
     """
@@ -225,7 +225,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with separate W_q, W_k, W_v and W_o (chapter 4).
+    """Multi-head attention with separate W_q, W_k, W_v and W_o (chapter 5).
 
     forward(query (B, T_q, d_model), key (B, T_k, d_model), value (B, T_k, d_model),
     mask, need_weights=False) returns output (B, T_q, d_model) and per-head weights
@@ -316,7 +316,8 @@ class MultiHeadAttention(nn.Module):
 class AdditiveScore(nn.Module):
     """Bahdanau's additive score, wᵀ tanh(W_q q + W_k k), for every query-key pair.
 
-    q: (..., T_q, d_q), k: (..., T_k, d_k) -> scores (..., T_q, T_k). Used in chapter 3.
+    q: (..., T_q, d_q), k: (..., T_k, d_k) -> scores (..., T_q, T_k). Used in chapters 3
+    and 4.
     """
 
     def __init__(self, d_q: int, d_k: int, d_hidden: int):

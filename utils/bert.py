@@ -1,6 +1,6 @@
 """BERT: an encoder-only Transformer, pretrained by masked-language modelling.
 
-Used in chapter 7. A BERT layer *is* chapter 5's post-norm :class:`EncoderLayer`, with
+Used in chapter 8. A BERT layer *is* chapter 6's post-norm :class:`EncoderLayer`, with
 GELU (erf) and LayerNorm eps 1e-12; the model adds BERT's three embeddings (word,
 position, token type) and a LayerNorm in front, and no causal mask: every token sees
 every other real token. :meth:`Bert.from_hf` copies a Hugging Face ``BertModel`` one

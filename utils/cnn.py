@@ -1,4 +1,4 @@
-"""A small convolutional network: chapter 9's baseline against the Vision Transformer.
+"""A small convolutional network: chapter 10's baseline against the Vision Transformer.
 
 Each block is a 'same'-padded convolution, ReLU and 2x2 max pooling, so a feature map
 halves in size and each of its pixels sees a window of the image that grows block by

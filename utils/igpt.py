@@ -1,6 +1,6 @@
 """iGPT: images as sequences of pixel tokens, for the unchanged :class:`utils.gpt.GPT`.
 
-Used in chapter 8. iGPT (Chen et al., 2020) clustered colours into a palette, read the
+Used in chapter 9. iGPT (Chen et al., 2020) clustered colours into a palette, read the
 pixels in raster order and trained a GPT-2 on the sequences. In miniature: grey MNIST
 digits, a palette of a few grey levels learnt by k-means, and one extra token that
 starts every sequence. Nothing here changes the model; only the tokens are new.

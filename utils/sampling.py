@@ -1,7 +1,7 @@
 """Sampling the next token from a model's logits: temperature and top-k.
 
 One function for every generator in the course: the character RNN (chapter 1), GPT
-(chapter 6) and iGPT (chapter 8).
+(chapter 7) and iGPT (chapter 9).
 """
 
 import torch

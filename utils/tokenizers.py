@@ -1,6 +1,6 @@
 """Tokenisers: characters, and a byte-level BPE trained locally (offline) on the corpus.
 
-Used in chapters 1 and 6. Both have the same small interface: ``vocab_size``,
+Used in chapters 1 and 7. Both have the same small interface: ``vocab_size``,
 ``encode(text)`` -> a 1-D ``torch.long`` tensor of ids, and ``decode(ids)`` -> text. The
 BPE wraps the ``tokenizers`` package, whose trainer runs in memory and needs no network.
 """

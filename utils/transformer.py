@@ -1,7 +1,7 @@
 """The Transformer: positional encodings, encoder and decoder layers, the model, a
 Seq2Seq.
 
-Used in chapter 5 (and by the GPT, BERT and ViT chapters after it). Built on
+Used in chapter 6 (and by the GPT, BERT and ViT chapters after it). Built on
 :mod:`utils.attention`, so every mask here follows its convention:
 
 * **True = may attend** for ``src_mask``, ``tgt_mask`` and ``memory_mask``, each (T_q,

@@ -1,9 +1,9 @@
 """The Vision Transformer (Dosovitskiy et al., 2021): an image cut into patches, each
 patch a token, read by the course's pre-norm encoder layers.
 
-Used in chapter 9. Nothing here is new except the first step: a patch embedding turns
+Used in chapter 10. Nothing here is new except the first step: a patch embedding turns
 (B, C, H, W) images into (B, N, d) tokens, a learned [class] token goes in front, and
-learned position embeddings are added. The encoder is chapter 5's `EncoderLayer` with
+learned position embeddings are added. The encoder is chapter 6's `EncoderLayer` with
 ``norm_first=True`` and GELU, and the head reads the class token. Attention weights come
 from :func:`utils.attention.record_attention`, as for every model in the course.
 """

@@ -1,4 +1,4 @@
-"""utils.experiments.bigram (chapter 6): the next-token-counts baseline."""
+"""utils.experiments.bigram (chapter 7): the next-token-counts baseline."""
 
 import math
 

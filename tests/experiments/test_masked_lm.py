@@ -1,4 +1,4 @@
-"""utils.experiments.masked_lm (chapter 7): batches, the BERT-against-GPT bookkeeping,
+"""utils.experiments.masked_lm (chapter 8): batches, the BERT-against-GPT bookkeeping,
 the corruption widget's rows, and the real model's loader."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""utils.experiments.neighbour_heads (chapter 4): the neighbour task, its model, heads in a loop."""
+"""utils.experiments.neighbour_heads (chapter 5): the neighbour task, its model, heads in a loop."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""utils.experiments.number_words (chapter 5): English number words -> digits with a Seq2Seq."""
+"""utils.experiments.number_words (chapter 6): English number words -> digits with a Seq2Seq."""
 
 import matplotlib.pyplot as plt
 import pytest

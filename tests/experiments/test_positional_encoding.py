@@ -1,4 +1,4 @@
-"""Chapter 5's picture of the positional encoding shows the encoding and its products."""
+"""Chapter 6's picture of the positional encoding shows the encoding and its products."""
 
 import matplotlib.pyplot as plt
 import numpy as np

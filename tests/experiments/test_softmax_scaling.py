@@ -1,4 +1,4 @@
-"""utils.experiments.softmax_scaling (chapter 3): unscaled scores saturate the softmax as d_k grows."""
+"""utils.experiments.softmax_scaling (chapter 4): unscaled scores saturate the softmax as d_k grows."""
 
 import math
 

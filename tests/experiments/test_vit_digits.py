@@ -1,4 +1,4 @@
-"""utils.experiments.vit_digits (chapter 9): patches, the data-size sweep, attention
+"""utils.experiments.vit_digits (chapter 10): patches, the data-size sweep, attention
 distance, rollout and the position-embedding similarity."""
 
 import math

@@ -8,14 +8,16 @@ One module per experiment, named after it:
 * ``gradient_flow`` (chapters 1, 2): how far back the gradient reaches in an RNN or
   LSTM;
 * ``signal_recall`` (chapter 2): remember a token across a lag, RNN against LSTM;
-* ``softmax_scaling`` (chapter 3): why the scores are divided by √d_k;
-* ``neighbour_heads`` (chapter 4): heads that specialise, and three ways to run them;
-* ``number_words`` (chapter 5): English number words to digits with a Transformer;
-* ``positional_encoding`` (chapter 5): the sinusoidal encoding and its dot products;
-* ``bigram`` (chapter 6): the next-token baseline a language model must beat;
-* ``temperature`` (chapter 6): one prompt sampled at a temperature and a top-k;
-* ``masked_lm`` (chapter 7): BERT's corruption, masked-LM batches, BERT against GPT,
+* ``bottleneck`` (chapter 3): the RNN encoder-decoder with and without attention,
+  by source length, and its alignment;
+* ``softmax_scaling`` (chapter 4): why the scores are divided by √d_k;
+* ``neighbour_heads`` (chapter 5): heads that specialise, and three ways to run them;
+* ``number_words`` (chapters 3, 6): English number words to digits;
+* ``positional_encoding`` (chapter 6): the sinusoidal encoding and its dot products;
+* ``bigram`` (chapter 7): the next-token baseline a language model must beat;
+* ``temperature`` (chapter 7): one prompt sampled at a temperature and a top-k;
+* ``masked_lm`` (chapter 8): BERT's corruption, masked-LM batches, BERT against GPT,
   and the real all-MiniLM-L6-v2;
-* ``pixel_gpt`` (chapter 8): MNIST digits as pixel tokens, the baselines a pixel model
+* ``pixel_gpt`` (chapter 9): MNIST digits as pixel tokens, the baselines a pixel model
   must beat, completions and linear probes.
 """

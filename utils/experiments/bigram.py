@@ -1,4 +1,4 @@
-"""The baseline a language model must beat: next-token counts (chapter 6)."""
+"""The baseline a language model must beat: next-token counts (chapter 7)."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Chapter 7's tasks: BERT's corruption drawn, masked-LM batches, BERT against GPT on
+"""Chapter 8's tasks: BERT's corruption drawn, masked-LM batches, BERT against GPT on
 cloze and next-character tasks, and the real all-MiniLM-L6-v2 weights.
 
 The chapter's own models read characters; ``MASK`` is their [MASK] symbol, a character

@@ -1,4 +1,4 @@
-"""A toy task on which attention heads specialise, and heads run in a loop (chapter 4).
+"""A toy task on which attention heads specialise, and heads run in a loop (chapter 5).
 
 Each token is a digit; the target at position t is ``(x[t-1] - x[t+1]) mod 10``
 (positions wrap around). Every output needs two tokens that play *different* roles, so
@@ -113,7 +113,7 @@ def attention_by_offset(weights: torch.Tensor) -> torch.Tensor:
 
 
 def draw_heads(fig, head: int = 0, example: int = 0, *, model: NeighbourModel, tokens):
-    """Chapter 4's experiment: one head's map on one example, its profile by offset."""
+    """Chapter 5's experiment: one head's map on one example, its profile by offset."""
     H = model.config.num_heads
     if not 0 <= check_int("head", head, 0) < H:
         raise ValueError(f"head must be in [0, {H}), got head={head}")
@@ -146,7 +146,7 @@ def draw_heads(fig, head: int = 0, example: int = 0, *, model: NeighbourModel, t
     return axes
 
 
-# --- The same multi-head attention, one head at a time (chapter 4's speed test) ---
+# --- The same multi-head attention, one head at a time (chapter 5's speed test) ---
 
 
 def multi_head_loop(mha: MultiHeadAttention, query, key, value, mask=None):

@@ -1,7 +1,7 @@
-"""Chapter 8's tasks: MNIST digits as pixel tokens, the baselines a pixel model must
+"""Chapter 9's tasks: MNIST digits as pixel tokens, the baselines a pixel model must
 beat, completions, and linear probes of the features a GPT learns without labels.
 
-The model is chapter 6's :class:`utils.gpt.GPT`, unchanged; :mod:`utils.igpt` turns
+The model is chapter 7's :class:`utils.gpt.GPT`, unchanged; :mod:`utils.igpt` turns
 images into its tokens.
 """
 

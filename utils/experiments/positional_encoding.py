@@ -1,4 +1,4 @@
-"""Chapter 5's picture of the sinusoidal positional encoding and its dot products."""
+"""Chapter 6's picture of the sinusoidal positional encoding and its dot products."""
 
 from utils.checks import check_int
 from utils.plot import DIVERGING_CMAP, heatmap

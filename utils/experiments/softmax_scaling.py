@@ -1,6 +1,6 @@
 """Why divide the scores by √d_k? The softmax's entropy and gradient against d_k.
 
-Chapter 3's experiment: one callback for the widget and the sweep. Random queries and
+Chapter 4's experiment: one callback for the widget and the sweep. Random queries and
 keys ~ N(0, I): their dot products have variance d_k, so unscaled scores saturate the
 softmax as d_k grows, and the gradient reaching the scores vanishes.
 """
@@ -53,7 +53,7 @@ _cached_statistics = lru_cache(maxsize=None, typed=True)(softmax_statistics)
 
 
 def draw_scaling(fig, d_k: int | None = 64, panels=("example", "entropy", "gradient")):
-    """Chapter 3's experiment: one query's weights, then entropy and gradient vs d_k.
+    """Chapter 4's experiment: one query's weights, then entropy and gradient vs d_k.
 
     `panels` picks which of the three to draw (left to right); the entropy and gradient
     curves do not depend on `d_k`, which is only marked on them (dashed; None: no mark).

@@ -1,4 +1,4 @@
-"""Chapter 6's sampling widget: one prompt, a temperature and a top-k, a sample and the
+"""Chapter 7's sampling widget: one prompt, a temperature and a top-k, a sample and the
 next-character distribution it is drawn from."""
 
 import textwrap

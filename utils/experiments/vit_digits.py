@@ -1,5 +1,5 @@
-"""Chapter 9's experiments: digits cut into patches, a ViT against a CNN as the training
-set grows, and what the ViT's attention looks at."""
+"""Chapter 10's experiments: digits cut into patches, a ViT against a CNN as the
+training set grows, and what the ViT's attention looks at."""
 
 import math
 from dataclasses import dataclass
@@ -463,7 +463,7 @@ def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
         7.5,
         16.6,
         2.4,
-        "EncoderLayer × L   (chapter 5, pre-norm, GELU)\n"
+        "EncoderLayer × L   (chapter 6, pre-norm, GELU)\n"
         "LayerNorm → MultiHeadAttention → + residual\n"
         "LayerNorm → FeedForward → + residual",
         fill=ENCODER_FILL,
