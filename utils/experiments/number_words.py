@@ -1,9 +1,9 @@
 """A translation task generated in code: English number words -> digits.
 
 Used in chapters 3 and 6. "three thousand fifty" -> "3050". Source tokens are words,
-target tokens are digits; both vocabularies share the special ids PAD = 0, BOS = 1, EOS = 2.
-Numbers held out of training (a random set) measure whether the model learnt the rule
-rather than the examples.
+target tokens are digits; both vocabularies share the special ids PAD = 0, BOS = 1,
+EOS = 2. Numbers held out of training (a random set) measure whether the model learnt
+the rule rather than the examples.
 """
 
 import torch
