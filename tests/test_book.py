@@ -204,3 +204,23 @@ def test_screenshots_of_landing_page_and_chapter_0(browser, server):
         page.screenshot(path=str(out / f"{name}.png"), full_page=True)
         page.context.close()
         assert (out / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_every_chapter_shows_its_diagrams_legibly(browser, server):
+    """Each chapter page shows its SVG diagrams, loaded, with alt text, at full width."""
+    report = {}
+    for page_path in (p for p in _pages() if p.startswith("chapters/")):
+        page, _, _ = _open(browser, server, page_path)
+        diagrams = page.evaluate("""() => [...document.images]
+            .filter(img => img.src.endsWith('.svg') && img.src.includes('/_images/'))
+            .map(img => ({src: img.src, alt: img.alt, loaded: img.complete &&
+                          img.naturalWidth > 0, width: img.getBoundingClientRect().width}))""")
+        page.context.close()
+        problems = [] if diagrams else ["no SVG diagram"]
+        for d in diagrams:
+            if not d["loaded"] or len(d["alt"].split()) < 8 or d["width"] < 500:
+                problems.append(d)
+        if problems:
+            report[page_path] = problems
+    assert not report, report
