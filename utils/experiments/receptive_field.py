@@ -171,4 +171,10 @@ def draw_receptive_fields(
         )
         ax.title.set_fontsize(9)
         ax.plot(centre[1], centre[0], marker="+", color="cyan", markersize=12, mew=2)
+    fig.colorbar(
+        axes[1].images[-1],  # the gradient overlay, on the same scale in both panels
+        ax=list(axes),
+        shrink=0.8,
+        label="log10 gradient / largest",
+    )
     return axes

@@ -114,8 +114,11 @@ def recall_accuracy(
     num_samples: int = 1000,
     seed=12345,
 ) -> float:
-    """Accuracy on fresh sequences (another seed) with the signal `lag` steps back."""
-    x, y = signal_recall(config, num_samples, make_generator(seed), lag=lag)
+    """Accuracy on fresh sequences with the signal `lag` steps back.
+
+    Each lag gets its own sequences (seed + lag), so two lags never share a draw.
+    """
+    x, y = signal_recall(config, num_samples, make_generator(seed + lag), lag=lag)
     return accuracy(model(x), y)
 
 
