@@ -94,6 +94,9 @@ def test_does_not_touch_the_global_random_state():
         (dict(temperature=-1.0), "temperature"),
         (dict(top_k=0), "top_k must be a positive int"),
         (dict(top_k=2.0), "top_k must be a positive int"),
+        (dict(top_p=0.0), r"top_p must be in \(0.0, 1.0\]"),
+        (dict(top_p=1.5), r"top_p must be in \(0.0, 1.0\]"),
+        (dict(top_p="0.9"), "top_p must be a number"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, match):
@@ -117,3 +120,39 @@ def test_next_token_probs_is_the_distribution_sample_next_draws_from():
         next_token_probs(logits, temperature=0.0)
     with pytest.raises(ValueError, match="top_k"):
         next_token_probs(logits, top_k=0)
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.3, 0.5, 0.9, 0.99])
+def test_top_p_equals_the_transformers_nucleus_warper(top_p):
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 50) * 3
+    theirs = TopPLogitsWarper(top_p)(None, logits.clone()).softmax(-1)
+    ours = next_token_probs(logits, top_p=top_p)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_top_p_of_one_changes_nothing():
+    logits = torch.randn(3, 20)
+    torch.testing.assert_close(next_token_probs(logits, top_p=1.0), next_token_probs(logits))
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_it():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    for top_p, kept in ((0.5, 1), (0.51, 2), (0.8, 2), (0.81, 3), (1.0, 4)):
+        nucleus = next_token_probs(probs.log(), top_p=top_p)
+        assert int((nucleus > 0).sum()) == kept, top_p
+        torch.testing.assert_close(nucleus.sum(-1), torch.ones(1))
+
+
+def test_gpt_generate_samples_only_from_the_nucleus():
+    from utils.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=12, block_size=8, num_layers=1, num_heads=2,
+                        d_model=16)).eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    greedy = gpt.generate(prompt, 6, top_k=1)
+    tiny_nucleus = gpt.generate(prompt, 6, top_p=1e-6, seed=3)
+    assert torch.equal(greedy, tiny_nucleus)  # a nucleus of one token is greedy

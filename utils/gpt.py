@@ -205,11 +205,13 @@ class GPT(nn.Module):
         top_k: int | None = None,
         use_cache: bool = True,
         seed=0,
+        top_p: float | None = None,
     ) -> torch.Tensor:
         """Append `max_new_tokens` sampled tokens to `idx` (B, T): (B, T + new).
 
         Each step samples from softmax(logits / temperature), restricted to the `top_k`
-        most likely tokens if given (``top_k=1`` is greedy decoding), drawing from
+        most likely tokens if given (``top_k=1`` is greedy decoding) and to the nucleus
+        of probability `top_p` if given (:func:`utils.sampling.next_token_probs`), from
         `seed` (an int or a ``torch.Generator``). With ``use_cache`` the keys and values
         of earlier tokens are kept, so each step feeds only the newest token. Once the
         context is full, both paths restart from the last `block_size` tokens, so the
@@ -230,7 +232,9 @@ class GPT(nn.Module):
                 cache = [KVCache() for _ in self.transformer.h] if use_cache else None
                 h = self.hidden_states(idx[:, -block_size:], cache)
             logits = self.lm_head(h[:, -1])  # (B, V)
-            next_id = sample_next(logits, generator, temperature, top_k)  # (B, 1)
+            next_id = sample_next(
+                logits, generator, temperature, top_k, top_p
+            )  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
         return idx
 
