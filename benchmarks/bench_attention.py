@@ -91,7 +91,7 @@ def bench_scaling_widget():
         d_k=widgets.SelectionSlider(options=list(D_K_VALUES), value=1024),
     )
     matplotlib.pyplot.close(experiment.figure())  # fills the cache, as the chapter does
-    return [callback_row("ch3 widget callback (d_k=1024)", experiment)]
+    return [callback_row("ch4 widget callback (d_k=1024)", experiment)]
 
 
 def bench_heads_widget():
@@ -106,4 +106,4 @@ def bench_heads_widget():
         head=widgets.Dropdown(options=[0, 1], value=1),
         example=widgets.IntSlider(value=15, min=0, max=15),
     )
-    return [callback_row("ch4 widget callback", experiment)]
+    return [callback_row("ch5 widget callback", experiment)]

@@ -44,7 +44,7 @@ def bench_bert_forward_backward():
     ours_s = best_of(forward_backward(ours, ids, mask), repeat=5)
     return [
         ratio_result(
-            "ch7 BERT fwd+bwd vs transformers eager (B8 T128 d256 4 layers)",
+            "ch8 BERT fwd+bwd vs transformers eager (B8 T128 d256 4 layers)",
             ours_s,
             reference_s,
             limit=1.2,

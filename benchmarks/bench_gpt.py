@@ -101,7 +101,7 @@ def bench_gpt_kv_cache():
         lambda: model.generate(prompt, 256, top_k=1, use_cache=False), repeat=3
     )
     row = ratio_result(
-        "ch6 KV cache 256 tokens: cached / uncached", cached, uncached, limit=0.5
+        "ch7 KV cache 256 tokens: cached / uncached", cached, uncached, limit=0.5
     )
     row["speedup"] = uncached / cached
     return [row]

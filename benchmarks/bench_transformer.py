@@ -52,6 +52,6 @@ def bench_transformer_forward_backward():
     ours_s = best_of(forward_backward(_Ours(ours, T), src, tgt), repeat=5)
     return [
         ratio_result(
-            "ch5 Transformer fwd+bwd (B8 T128 d256 2+2)", ours_s, reference_s, limit=1.5
+            "ch6 Transformer fwd+bwd (B8 T128 d256 2+2)", ours_s, reference_s, limit=1.5
         )
     ]

@@ -42,7 +42,7 @@ def bench_vit_forward_backward():
     ours_s = best_of(forward_backward(ours, images), repeat=10)
     return [
         ratio_result(
-            "ch9 ViT fwd+bwd vs transformers eager (B64, 17 tokens, d32, 3 layers)",
+            "ch10 ViT fwd+bwd vs transformers eager (B64, 17 tokens, d32, 3 layers)",
             ours_s,
             reference_s,
             limit=1.2,

@@ -19,7 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "bench.json"
 # Execution budget per chapter on 2 CPU cores, in seconds (course plan, section 7; issues).
-BUDGETS = {"00": 60, "02": 120, "03": 150, "06": 120, "07": 150, "08": 150, "09": 150, "10": 150}
+BUDGETS = {
+    "00": 60,
+    "02": 120,
+    "03": 150,
+    "06": 120,
+    "07": 150,
+    "08": 150,
+    "09": 150,
+    "10": 150,
+}
 DEFAULT_BUDGET = 90
 
 

@@ -116,3 +116,13 @@ def check_same_batch(**tensors: torch.Tensor) -> None:
                 f"{first} and {name} must share dtype and device, got "
                 f"{a.dtype} on {a.device} and {b.dtype} on {b.device}"
             )
+
+
+def check_special_ids(config, names=("pad_id", "bos_id", "eos_id")) -> None:
+    """Each special token id of `config` is an id of its target vocabulary."""
+    for name in names:
+        if not 0 <= check_int(name, getattr(config, name), 0) < config.tgt_vocab_size:
+            raise ValueError(
+                f"{name} must be a target id below "
+                f"tgt_vocab_size={config.tgt_vocab_size}"
+            )

@@ -14,7 +14,13 @@ import torch.nn as nn
 
 from utils.attention import AdditiveScore
 from utils.beam_search import beam_search
-from utils.checks import check_bool, check_ids, check_int, check_same_batch
+from utils.checks import (
+    check_bool,
+    check_ids,
+    check_int,
+    check_same_batch,
+    check_special_ids,
+)
 from utils.rnn import LSTMCell
 
 
@@ -36,12 +42,7 @@ class RNNSeq2SeqConfig:
         for name in ("d_embed", "hidden_size", "d_attention"):
             check_int(name, getattr(self, name))
         check_bool("attention", self.attention)
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= check_int(name, getattr(self, name), 0) < self.tgt_vocab_size:
-                raise ValueError(
-                    f"{name} must be a target id below "
-                    f"tgt_vocab_size={self.tgt_vocab_size}"
-                )
+        check_special_ids(self)
 
 
 class RNNSeq2Seq(nn.Module):

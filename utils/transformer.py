@@ -26,6 +26,7 @@ from utils.checks import (
     check_ids,
     check_int,
     check_probability,
+    check_special_ids,
     check_tensor,
 )
 
@@ -427,12 +428,7 @@ class Seq2SeqConfig:
         check_int("block_size", self.block_size)
         _check_sizes(self.d_model, self.num_heads, self.dim_feedforward, self.dropout)
         check_bool("norm_first", self.norm_first)
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= check_int(name, getattr(self, name), 0) < self.tgt_vocab_size:
-                raise ValueError(
-                    f"{name} must be a target id below "
-                    f"tgt_vocab_size={self.tgt_vocab_size}"
-                )
+        check_special_ids(self)
 
 
 class Seq2Seq(nn.Module):
