@@ -1,5 +1,6 @@
 """Every chapter's Intuition section shows a diagram: an SVG in chapters/figures, drawn in
-the course's visual language (../shared/DIAGRAMS.md), self-contained and with alt text."""
+the course's visual language (../shared/DIAGRAMS.md), self-contained and with alt text;
+and no chapter glues a key twice (a build warning)."""
 
 import json
 import re
@@ -52,3 +53,12 @@ def test_a_diagram_is_self_contained_and_accessible(svg):
         "nothing is loaded from another host"
     )
     assert "<image" not in text and "<script" not in text
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_glue_key_is_set_twice(chapter):
+    """A key glued twice is a build warning (and -W makes it an error)."""
+    cells = json.loads(chapter.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    names = re.findall(r"glue\(\s*\"(\w+)\"", code)
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
