@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "chapters" / "figures"
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 SVG = "{http://www.w3.org/2000/svg}"
-FIGURE = re.compile(r"```\{figure\} (figures/[\w-]+\.svg)\n((?::\w+:.*\n)+)\n", re.M)
+FIGURE = re.compile(r"^```\{figure\} (figures/[\w-]+\.svg)\n((?::\w+:.*\n)+)\n", re.M)
 
 
 def _intuition(chapter: Path) -> str:
