@@ -411,3 +411,36 @@ def test_initialisation_is_gpt2s_and_bias_false_removes_every_bias():
     no_bias = GPT(GPTConfig(vocab_size=100, block_size=64, num_layers=1, num_heads=4,
                             d_model=16, bias=False))
     assert not [n for n, _ in no_bias.named_parameters() if n.endswith("bias")]
+
+
+@pytest.mark.parametrize("config", CONFIGS[:2])
+def test_last_token_pooling_equals_hf_gpt2_for_sequence_classification(config):
+    """Weights copied from GPT2ForSequenceClassification, right padding, random ids."""
+    hf_lm = hf_gpt2(**config)
+    pad = config["vocab_size"] - 1
+    hf_config = transformers.GPT2Config(**{**hf_lm.config.to_dict(), "pad_token_id": pad})
+    hf_config.num_labels = 3
+    hf = transformers.GPT2ForSequenceClassification(hf_config).eval()
+    hf.transformer.load_state_dict(hf_lm.transformer.state_dict())
+    torch.nn.init.normal_(hf.score.weight)
+    ours = GPTClassifier(GPT.from_hf(hf_lm), 3, pooling="last").eval()
+    with torch.no_grad():
+        ours.head.weight.copy_(hf.score.weight)
+        ours.head.bias.zero_()  # GPT-2's score layer has no bias
+    T = config["n_positions"]
+    lengths = torch.tensor([1, T // 2, T - 1, T])
+    idx = torch.randint(pad, (4, T))  # real tokens never equal the pad id
+    idx[torch.arange(T) >= lengths[:, None]] = pad
+    with torch.no_grad():
+        expected = hf(idx).logits
+        torch.testing.assert_close(ours(idx, lengths), expected, atol=1e-4, rtol=0)
+    # "mean" pools differently: the two settings really are different features
+    ours.pooling = "mean"
+    with torch.no_grad():
+        assert (ours(idx, lengths) - expected).abs().max() > 1e-2
+
+
+def test_classifier_rejects_an_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling must be one of 'mean', 'last'"):
+        GPTClassifier(_gpt(vocab_size=12, block_size=8, num_layers=1, num_heads=2,
+                           d_model=8), 3, pooling="max")

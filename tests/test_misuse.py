@@ -32,10 +32,12 @@ from utils.experiments import (
     bigram,
     bottleneck,
     char_rnn,
+    linear_probe,
     neighbour_heads,
     number_words,
     pixel_gpt,
     signal_recall,
+    verse_books,
     vit_digits,
 )
 
@@ -135,7 +137,9 @@ CASES = [
     ("range", lambda: igpt.downsample(torch.rand(1, 6, 6), 4), "factor=4"),
     ("shape", lambda: igpt.with_start(ids[0], 9), r"ids must have shape \(B, N\)"),
     ("dtype", lambda: igpt.with_start(ids.float(), 9), "ids must have dtype torch.int64"),
-    ("range", lambda: pixel_gpt.probe_accuracy(x3[0], ids[0], x3[1], ids[1], 6),
+    ("range", lambda: gpt.GPTClassifier(_gpt(), 2, pooling="max"), "pooling"),
+    ("range", lambda: verse_books.verse_set(None, None, "test", length=0), "length"),
+    ("range", lambda: linear_probe.probe_accuracy(x3[0], ids[0], x3[1], ids[1], 6),
      "n_labels"),
     ("dtype", lambda: pixel_gpt.pixel_batches(ids.float(), 2, 9), "ids"),
     ("type", lambda: cnn.CNNConfig(channels=[8]), "channels"),

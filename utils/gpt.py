@@ -18,6 +18,7 @@ import torch.nn as nn
 from utils.attention import attend, causal_mask, merge_heads, padding_mask, split_heads
 from utils.checks import (
     check_bool,
+    check_choice,
     check_divisible,
     check_ids,
     check_int,
@@ -300,21 +301,26 @@ class GPT(nn.Module):
 
 
 class GPTClassifier(nn.Module):
-    """A GPT body with a linear head on its mean feature over the real tokens.
+    """A GPT body with a linear head on one feature per sequence.
 
     forward(idx (B, T), lengths (B,)) -> class logits (B, num_classes). Padding goes
-    on the right, where a causal model cannot see it from the real tokens.
+    on the right, where a causal model cannot see it from the real tokens. `pooling`
+    picks the feature: "mean" averages the real tokens' outputs; "last" takes the last
+    real token's, the only one that has seen the whole sequence (what GPT-1 and
+    Hugging Face's GPT2ForSequenceClassification do).
     """
 
-    def __init__(self, gpt: GPT, num_classes: int):
+    def __init__(self, gpt: GPT, num_classes: int, pooling: str = "mean"):
         super().__init__()
         if not isinstance(gpt, GPT):
             raise ValueError(f"gpt must be a GPT, got {type(gpt).__name__}")
         check_int("num_classes", num_classes, minimum=2)
+        self.pooling = check_choice("pooling", pooling, ("mean", "last"))
         self.gpt = gpt
         self.head = nn.Linear(gpt.config.d_model, num_classes)
 
-    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def features(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The pooled feature of each sequence: (B, T) ids -> (B, C)."""
         B, T = idx.shape
         if (
             not isinstance(lengths, torch.Tensor)
@@ -327,6 +333,10 @@ class GPTClassifier(nn.Module):
                 f"got {lengths!r}"
             )
         h = self.gpt.hidden_states(idx)  # (B, T, C)
+        if self.pooling == "last":
+            return h[torch.arange(B), lengths - 1]  # (B, C): the last real token
         real = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
-        pooled = (h * real).sum(1) / real.sum(1)  # (B, C): mean over the real tokens
-        return self.head(pooled)  # (B, classes)
+        return (h * real).sum(1) / real.sum(1)  # (B, C): the mean of the real tokens
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(idx, lengths))  # (B, classes)

@@ -14,10 +14,14 @@ One module per experiment, named after it:
 * ``neighbour_heads`` (chapter 5): heads that specialise, and three ways to run them;
 * ``number_words`` (chapters 3, 6): English number words to digits;
 * ``positional_encoding`` (chapter 6): the sinusoidal encoding and its dot products;
+* ``residual_stream`` (chapter 6): a stack with and without residual connections;
 * ``bigram`` (chapter 7): the next-token baseline a language model must beat;
 * ``temperature`` (chapter 7): one prompt sampled at a temperature and a top-k;
+* ``verse_books`` (chapter 7): which book a verse is from, fine-tuned or probed;
+* ``linear_probe`` (chapters 7, 9): a logistic regression on frozen features;
 * ``masked_lm`` (chapter 8): BERT's corruption, masked-LM batches, BERT against GPT,
   and the real all-MiniLM-L6-v2;
 * ``pixel_gpt`` (chapter 9): MNIST digits as pixel tokens, the baselines a pixel model
-  must beat, completions and linear probes.
+  must beat, completions and linear probes;
+* ``vit_digits`` (chapter 10): MNIST for the ViT and its CNN baseline.
 """
