@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from utils.data import CorpusSplit
-from utils.experiments.verse_books import finetune, verse_features, verse_set
+from utils.experiments.verse_books import (
+    character_counts,
+    finetune,
+    verse_features,
+    verse_set,
+)
 from utils.gpt import GPT, GPTClassifier, GPTConfig
 from utils.tokenizers import CharTokenizer
 from utils.train import TrainConfig
@@ -58,3 +63,13 @@ def test_bad_arguments_are_named():
         verse_set(SPLIT, CHARS, "test", length=0)
     with pytest.raises(ValueError, match="pooling must be one of"):
         verse_features(GPT(CONFIG), verse_set(SPLIT, CHARS, "test", length=16), "max")
+
+
+def test_character_counts_are_the_shares_of_the_real_characters():
+    verses = verse_set(SPLIT, CHARS, "test", length=16)
+    counts = character_counts(verses, CHARS.vocab_size)
+    assert counts.shape == (4, CHARS.vocab_size)
+    torch.testing.assert_close(counts.sum(1), torch.ones(4))  # padding is not counted
+    first = CHARS.decode(verses.ids[0, : verses.lengths[0]])  # "aa 0 alpha"
+    a = CHARS.encode("a")[0]
+    assert counts[0, a] == first.count("a") / len(first)

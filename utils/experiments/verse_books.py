@@ -94,3 +94,13 @@ def verse_features(gpt: GPT, verses: VerseSet, pooling="mean") -> torch.Tensor:
                 )
             ]
         )
+
+
+def character_counts(verses: VerseSet, vocab_size: int) -> torch.Tensor:
+    """Each verse as the share of each character among its real ones: (N, vocab_size),
+    a bag of characters (a baseline with no model at all)."""
+    check_int("vocab_size", vocab_size)
+    real = torch.arange(verses.ids.shape[1]) < verses.lengths[:, None]  # (N, length)
+    counts = torch.zeros(len(verses.ids), vocab_size)  # (N, V)
+    counts.scatter_add_(1, verses.ids, real.float())
+    return counts / verses.lengths[:, None]
