@@ -11,13 +11,14 @@ JB     := $(BIN)/jupyter-book build . -W -n --keep-going
 export PYTHONHASHSEED := 0
 export COURSE_THREADS ?= 2
 
-.PHONY: book test bench setup browser lint mutate lock clean help
+.PHONY: book test bench setup browser lint lab mutate lock clean help
 
 help:
 	@echo "make book   build the whole book (every notebook executed) into _build/html"
 	@echo "make test   run every test: unit, reference, property, nbval, build and browser"
 	@echo "make bench  time each chapter and the from-scratch-vs-reference speed ratios"
-	@echo "make lint   ruff: lint and format check (line length 88)"
+	@echo "make lab    open the chapters in JupyterLab (pinned; widgets work)"
+	@echo "make lint   ruff (lint and format, 88 columns) and zizmor (the workflows)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version' 
@@ -54,6 +55,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check utils benchmarks scripts tests
 	$(BIN)/ruff format --check utils benchmarks scripts
+	$(BIN)/zizmor --offline --quiet --config .github/zizmor.yml --persona=pedantic .github/workflows
 
 # Notebooks run with the course's two threads (COURSE_THREADS) in book, test and bench
 # alike, so they compute the same numbers. Two pytest workers share the two cores; idle
@@ -73,6 +75,13 @@ mutate: $(STAMP)
 	# whose tests deadlock would be counted as a timeout instead of being tested
 	COURSE_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2 '$(ONLY)'
 	$(BIN)/mutmut results
+
+# JupyterLab for running the chapters yourself: pinned, and constrained by the lock so it
+# cannot change a package the book was tested with.
+lab: setup
+	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6 -c requirements.txt 2>&1 | \
+	  grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/jupyter lab chapters/
 
 bench: setup
 	$(BIN)/python scripts/bench.py
