@@ -38,7 +38,8 @@ def verse_set(
     return VerseSet(ids, lengths, labels)
 
 
-def test_accuracy(classifier: GPTClassifier, test: VerseSet) -> float:
+def held_out_accuracy(classifier: GPTClassifier, test: VerseSet) -> float:
+    """The share of `test` verses whose book `classifier` names."""
     with torch.no_grad():
         return accuracy(classifier(test.ids, test.lengths), test.labels)
 
@@ -79,7 +80,7 @@ def finetune(
         finetune_config,
         progress=False,
     )
-    return test_accuracy(classifier, test_set)
+    return held_out_accuracy(classifier, test_set)
 
 
 def verse_features(gpt: GPT, verses: VerseSet, pooling="mean") -> torch.Tensor:
