@@ -44,6 +44,7 @@ FRESH_CACHE = [ "$$(cat _build/.utils-hash 2>/dev/null)" = "$(UTILS_HASH)" ] || 
 book: setup
 	@$(FRESH_CACHE)
 	@$(JB) || { echo; echo "The book build failed: the failing notebook, cell and traceback are above."; exit 1; }
+	@$(BIN)/python scripts/export_notebooks.py
 	@echo; echo "The book is in $(CURDIR)/_build/html/index.html"
 
 # Headless Chromium for the browser tests: Debian's package, installed when missing and allowed.
@@ -86,11 +87,22 @@ lab: setup
 bench: setup
 	$(BIN)/python scripts/bench.py
 
+# The lock is the same on any machine: torch comes from PyTorch's CPU wheel index (the
+# default index's Linux wheel is the CUDA build, whose nvidia-* packages would enter the
+# lock), everything else from the default index. Binder's runtime list follows from it.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+LOCK_VENV := /tmp/attention-lock
 lock:
-	rm -rf /tmp/attention-lock && $(PYTHON) -m venv /tmp/attention-lock
-	/tmp/attention-lock/bin/pip install --quiet -r requirements.in
-	{ sed -n '1,3p' requirements.txt; /tmp/attention-lock/bin/pip freeze --exclude-editable | \
-	  sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.txt.new && mv requirements.txt.new requirements.txt
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --extra-index-url $(TORCH_CPU_INDEX) \
+	  "$$(grep '^torch==' requirements.in | sed 's/ .*//')+cpu"
+	$(LOCK_VENV)/bin/pip install --quiet -r requirements.in
+	{ sed -n '1,3p' requirements.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | \
+	  sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.txt.new
+	! grep -iE '^(nvidia-|triton)' requirements.txt.new || \
+	  { echo "the lock has CUDA packages: torch was not the CPU build"; exit 1; }
+	mv requirements.txt.new requirements.txt
+	$(LOCK_VENV)/bin/python scripts/runtime_requirements.py
 
 clean:
 	rm -rf _build

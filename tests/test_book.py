@@ -43,6 +43,8 @@ def build_log() -> str:
     if result.returncode != 0:
         reports = "\n".join(p.read_text() for p in HTML.glob("reports/**/*.log"))
         pytest.fail(f"the book build failed:\n{log[-6000:]}\n{reports[-6000:]}")
+    export = ROOT / "scripts" / "export_notebooks.py"
+    subprocess.run([sys.executable, str(export)], cwd=ROOT, check=True, timeout=300)
     return log
 
 
@@ -54,6 +56,41 @@ def test_book_builds_with_zero_warnings(build_log):
         if re.search(r"\bWARNING\b", line) and "Kernel is running over TCP" not in line
     ]  # jupyter_client's note, not Sphinx's
     assert not warnings, "\n".join(warnings)
+
+
+@pytest.mark.build
+@pytest.mark.parametrize(
+    "chapter", sorted(p.name for p in (ROOT / "chapters").glob("*.ipynb"))
+)
+def test_the_downloadable_chapter_is_executed_and_reads_without_myst(
+    build_log, chapter
+):
+    """What "Download .ipynb" and Colab give: outputs, glued values, no raw MyST."""
+    import nbformat
+
+    for folder in (
+        HTML / "_sources" / "chapters",
+        ROOT / "_build" / "notebooks" / "chapters",
+    ):
+        notebook = nbformat.read(folder / chapter, as_version=4)
+        nbformat.validate(notebook)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert sum(bool(c.outputs) for c in code) >= len(code) // 3, "too few outputs"
+        markdown = "\n".join(
+            c.source for c in notebook.cells if c.cell_type == "markdown"
+        )
+        for myst in ("{glue", "{footcite}", "```{", ":class:"):
+            assert myst not in markdown, f"{chapter} still shows {myst!r}"
+        for cell in notebook.cells:
+            for name in re.findall(r"\(attachment:([^)]+)\)", cell.source):
+                assert name in cell.get("attachments", {}), f"missing attachment {name}"
+
+
+@pytest.mark.build
+def test_colab_buttons_open_the_executed_copies(build_log):
+    pages = "".join(p.read_text() for p in (HTML / "chapters").glob("*.html"))
+    assert "colab.research.google.com/github/" in pages
+    assert "/blob/main/" not in pages and "/blob/notebooks/chapters/" in pages
 
 
 @pytest.mark.build

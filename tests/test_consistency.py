@@ -1,12 +1,11 @@
-"""The three descriptions of the environment agree: requirements.txt (the lock),
-pyproject.toml (the package) and environment.yml (Binder)."""
+"""The descriptions of the environment agree: requirements.txt (the lock), pyproject.toml
+(the package) and binder/ (Binder's runtime environment)."""
 
 import re
 import sys
 import tomllib
 from pathlib import Path
 
-import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -56,23 +55,42 @@ def test_pyproject_dependencies_are_satisfied_by_the_lock():
         )
 
 
-def test_python_version_agrees():
+def _requires_python():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    python = next(
-        d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python=")
-    )
-    version = python.split("=")[1]
-    assert Requirement(f"python{project['requires-python']}").specifier.contains(
-        version + ".0"
-    )
-    assert sys.version_info[:2] == tuple(map(int, version.split(".")))
+    return Requirement(f"python{project['requires-python']}").specifier
 
 
-def test_environment_yml_installs_the_lock_and_the_package():
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-r requirements.txt" in pip and "-e ." in pip
+def test_the_tested_python_is_in_the_supported_range():
+    assert _requires_python().contains(".".join(map(str, sys.version_info[:3])))
+
+
+def test_binder_python_is_in_the_supported_range():
+    runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.\d+", runtime), runtime
+    assert _requires_python().contains(runtime.removeprefix("python-") + ".0")
+
+
+def test_lock_has_no_cuda_packages():
+    cuda = [name for name in _lock() if name.startswith("nvidia-") or name == "triton"]
+    assert not cuda, f"the lock pins CUDA packages {cuda}: torch was not the CPU build"
+
+
+def test_binder_requirements_are_the_runtime_part_of_the_lock():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from runtime_requirements import runtime_requirements
+
+    written = (ROOT / "binder" / "requirements.txt").read_text()
+    assert written == runtime_requirements(), (
+        "binder/requirements.txt is out of date: run `make lock` "
+        "(or python scripts/runtime_requirements.py)"
+    )
+    assert "\ntorch==" in written and "+cpu" in written
+    assert not any(tool in written for tool in ("\npytest==", "\nruff==", "\njupyter-book="))
+
+
+def test_binder_installs_the_package():
+    post_build = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install --no-deps" in post_build and "-e ." in post_build
 
 
 def test_makefile_and_ci_use_the_lock():
