@@ -31,6 +31,7 @@ there as if the run had never stopped: batch k is drawn from a generator seeded 
 
 import argparse
 import copy
+import gc
 import json
 import os
 import time
@@ -401,6 +402,12 @@ def main(argv=None) -> int:
         if args.check:
             passed = check(model, config, ids, start_state, args.steps, start, world)
     dist.barrier()  # the other processes wait for the check
+    # DDP's reducer holds the process group: free it while the group is still
+    # registered, so that the gloo group is destroyed by destroy_process_group (which
+    # releases the GIL) and not by the reducer's destructor (which holds it, and can
+    # deadlock with a gloo worker thread that needs the GIL to free a tensor).
+    del ddp
+    gc.collect()  # in case DDP's hooks left a reference cycle
     dist.destroy_process_group()
     return 0 if passed else 1
 

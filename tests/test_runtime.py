@@ -18,16 +18,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from install_cell import install_requirement  # noqa: E402
-from test_book import CHROMIUM  # noqa: E402
+from test_book import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTERLAB = "jupyterlab==4.6.6"  # as `make lab`
+CHAPTERS = sorted(p.name for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 pytestmark = pytest.mark.browser
 
 
 def _pip(python: Path, *args: str) -> None:
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", *args], check=True, timeout=900
+        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", *args],
+        check=True,
+        timeout=900,
     )
 
 
@@ -57,12 +60,12 @@ def runtime(tmp_path_factory) -> dict:
     return {"base": base, "python": python, "pins": pins, "source": source, "env": env}
 
 
-def _chapter_outside_the_repository(runtime: dict, name: str) -> Path:
-    """The chapter, copied into a folder of its own, its install cell pointing at the
-    local copy of the source instead of the release tag (no network here)."""
-    notebook = nbformat.read(ROOT / "chapters" / name, as_version=4)
-    first = notebook.cells[0]
+def _outside_the_repository(runtime: dict, name: str, cells) -> Path:
+    """A notebook of `cells` in a folder of its own, its install cell (the first)
+    pointing at the local copy of the source instead of the release tag (no network)."""
+    notebook = nbformat.v4.new_notebook(cells=list(cells))
     requirement = install_requirement()
+    first = notebook.cells[0]
     assert requirement in first.source
     first.source = first.source.replace(
         requirement, f"attention-step-by-step @ {runtime['source'].as_uri()}"
@@ -73,28 +76,39 @@ def _chapter_outside_the_repository(runtime: dict, name: str) -> Path:
     return folder / name
 
 
+def _execute(runtime: dict, path: Path) -> subprocess.CompletedProcess:
+    """Run every cell of the notebook at `path` in the clean venv's kernel, in place."""
+    script = (
+        "import sys, nbformat, nbclient\n"
+        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+        "try:\n"
+        "    nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',\n"
+        "        resources={'metadata': {'path': sys.argv[2]}}).execute()\n"
+        "finally:\n"
+        "    nbformat.write(nb, sys.argv[1])\n"
+    )
+    return subprocess.run(
+        [str(runtime["python"]), "-c", script, str(path), str(path.parent)],
+        env=runtime["env"] | {"PIP_CONSTRAINT": str(runtime["pins"])},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _cells(name: str) -> list:
+    return nbformat.read(ROOT / "chapters" / name, as_version=4).cells
+
+
 def test_a_downloaded_chapter_installs_the_course_and_runs(runtime):
     """Chapter 0 alone, in the clean venv: cell 0 installs `utils`, then every cell runs."""
-    path = _chapter_outside_the_repository(runtime, "00_why_attention.ipynb")
+    path = _outside_the_repository(runtime, "chapter0.ipynb", _cells(CHAPTERS[0]))
     python, env = runtime["python"], runtime["env"]
     missing = subprocess.run(
         [str(python), "-c", "import utils"], env=env, cwd=path.parent
     )
     assert missing.returncode != 0, "the clean venv already has the course package"
-    script = (
-        "import sys, nbformat, nbclient\n"
-        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
-        "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',\n"
-        "    resources={'metadata': {'path': sys.argv[2]}}).execute()\n"
-        "nbformat.write(nb, sys.argv[1])\n"
-    )
-    run = subprocess.run(
-        [str(python), "-c", script, str(path), str(path.parent)],
-        env=env | {"PIP_CONSTRAINT": str(runtime["pins"])},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    run = _execute(runtime, path)
     assert run.returncode == 0, run.stderr[-3000:]
     import_check = subprocess.run(
         [str(python), "-c", "import utils; print(utils.__file__)"],
@@ -104,14 +118,25 @@ def test_a_downloaded_chapter_installs_the_course_and_runs(runtime):
         text=True,
     )
     assert "site-packages" in import_check.stdout, "utils was not installed by cell 0"
-    executed = nbformat.read(path, as_version=4)
-    errors = [
-        o
-        for c in executed.cells
-        for o in c.get("outputs", [])
-        if o.output_type == "error"
+
+
+def test_every_chapters_imports_need_only_the_runtime_packages(runtime):
+    """Each chapter's install cell and set-up cell (its imports), outside the repository.
+    The appendix runs a script of the repository: outside it, it says so."""
+    chapters = [c for c in CHAPTERS if not c.startswith("11_")]
+    setup = [
+        next(c for c in _cells(name)[1:] if c.cell_type == "code") for name in chapters
     ]
-    assert not errors
+    install = _cells(chapters[0])[0]
+    path = _outside_the_repository(runtime, "imports.ipynb", [install, *setup])
+    run = _execute(runtime, path)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    appendix = _cells("11_data_parallel.ipynb")
+    setup = next(c for c in appendix[1:] if c.cell_type == "code")
+    path = _outside_the_repository(runtime, "appendix.ipynb", [appendix[0], setup])
+    run = _execute(runtime, path)
+    assert run.returncode != 0 and "clone the course's repository" in run.stderr
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +189,20 @@ STATE = """() => {
   const code = Array.from(panel.content.model.cells).filter(
       c => c.type === 'code' && c.sharedModel.getSource().trim());
   return {
+    path: panel.context.path,
     kernel: panel.sessionContext.session?.kernel?.status ?? 'none',
     run: code.filter(c => c.executionCount !== null).length,
     total: code.length,
     errors: code.flatMap(c => c.outputs.toJSON()).filter(o => o.output_type === 'error')
                 .map(o => o.ename + ': ' + o.evalue),
   };
+}"""
+
+
+RUN_ALL = """() => {
+  const app = window.jupyterapp;
+  app.shell.activateById(app.shell.currentWidget.id);
+  return app.commands.execute('notebook:run-all-cells');
 }"""
 
 
@@ -191,18 +224,19 @@ def test_run_all_then_move_a_slider_in_jupyterlab(jupyterlab, chapter):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{jupyterlab}/lab/tree/{chapter}")
-        _wait(page, lambda s: s["kernel"] == "idle", 120, "the kernel")
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # a workspace of its own, reset: only this chapter open, and active
+        workspace = Path(chapter).stem
+        page.goto(f"{jupyterlab}/lab/workspaces/{workspace}/tree/{chapter}?reset")
+        _wait(
+            page,
+            lambda s: s["path"] == chapter and s["kernel"] == "idle",
+            120,
+            "the chapter and its kernel",
+        )
+        page.evaluate(RUN_ALL)
         state = _wait(
             page,
             lambda s: (s["run"] == s["total"] and s["kernel"] == "idle") or s["errors"],

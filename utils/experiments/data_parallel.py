@@ -4,8 +4,9 @@ Training with AdamW in float32 keeps, per parameter, its weight (4 bytes), its g
 (4) and Adam's two moments (8): 16 bytes. DDP replicates all of it in every process.
 ZeRO (Rajbhandari et al., 2020) shards it over the W processes in three stages: the
 optimizer state (stage 1), then the gradients too (stage 2), then the weights too
-(stage 3, which is what PyTorch's FSDP does). Activations are left out: they depend on
-the batch, not on the strategy.
+(stage 3, which is what PyTorch's FSDP does). Left out: DDP's gradient buckets (a
+second copy of the gradients unless `gradient_as_bucket_view=True`), the layer FSDP
+has gathered, and the activations, which shrink with each process's share of the batch.
 """
 
 from dataclasses import dataclass
