@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -149,12 +150,11 @@ def server(build_log):
 
 @pytest.fixture(scope="module")
 def browser(build_log):
-    playwright = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
         pytest.fail(
             "chromium is not installed: `make test` installs Debian's chromium (needs root and apt)"
         )
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,

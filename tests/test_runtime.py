@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from install_cell import install_requirement  # noqa: E402
@@ -220,8 +221,7 @@ def _wait(page, condition, seconds, what):
     "chapter", ["00_why_attention.ipynb", "05_multi_head_attention.ipynb"]
 )
 def test_run_all_then_move_a_slider_in_jupyterlab(jupyterlab, chapter):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
