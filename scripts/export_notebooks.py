@@ -119,7 +119,7 @@ class Bibliography:
             text += f" <{fields['url']}>" if "url" in fields else ""
             lines.append(text)
         self.cited.clear()
-        return "**References**\n\n" + "\n".join(lines)
+        return "\n".join(lines)  # under the chapter's own References heading
 
 
 def options(block: str) -> dict:
