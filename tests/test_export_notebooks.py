@@ -87,9 +87,7 @@ def test_citations_become_author_year_and_the_chapter_lists_them():
     references = bibliography.references()
     assert references.index("Ashish Vaswani") < references.index("Sepp Hochreiter")
     assert "Jürgen Schmidhuber" in references and "{" not in references
-    assert (
-        bibliography.references() == "**References**\n\n"
-    )  # each chapter starts afresh
+    assert bibliography.references() == ""  # each chapter starts afresh
 
 
 def test_unknown_myst_is_an_error_not_raw_text():
