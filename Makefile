@@ -11,12 +11,13 @@ JB     := $(BIN)/jupyter-book build . -W -n --keep-going
 export PYTHONHASHSEED := 0
 export COURSE_THREADS ?= 2
 
-.PHONY: book test bench setup browser lint lab mutate lock clean help
+.PHONY: book test bench robust setup browser lint lab mutate lock clean help
 
 help:
 	@echo "make book   build the whole book (every notebook executed) into _build/html"
 	@echo "make test   run every test: unit, reference, property, nbval, build and browser"
 	@echo "make bench  time each chapter and the from-scratch-vs-reference speed ratios"
+	@echo "make robust every chapter under 5 seeds x 2 kernel paths (+1 thread): which claims hold"
 	@echo "make lab    open the chapters in JupyterLab (pinned; widgets work)"
 	@echo "make lint   ruff (lint and format, 88 columns) and zizmor (the workflows)"
 
@@ -36,8 +37,10 @@ _vendor/.stamp: scripts/vendor_js.sh
 setup: $(STAMP) _vendor/.stamp
 
 # The execution cache keys on the notebooks' code only, so a change in utils/ (which the
-# chapters import and show) would leave stale outputs: drop the cache when utils/ changes.
-UTILS_HASH = $(shell cat $$(find utils -name '*.py' | sort) | sha256sum | cut -c1-16)
+# chapters import and show), in the seed or in the kernel path would leave stale outputs:
+# drop the cache when one of them changes.
+UTILS_HASH = $(shell { cat $$(find utils -name '*.py' | sort); \
+	echo "$$COURSE_SEED $$ATEN_CPU_CAPABILITY"; } | sha256sum | cut -c1-16)
 FRESH_CACHE = [ "$$(cat _build/.utils-hash 2>/dev/null)" = "$(UTILS_HASH)" ] || \
 	{ rm -rf _build/.jupyter_cache; mkdir -p _build; echo $(UTILS_HASH) > _build/.utils-hash; }
 
@@ -86,6 +89,12 @@ lab: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# Every chapter under COURSE_SEED 0-4 on the native and the portable kernels, plus one
+# run on one thread (about two hours on 2 cores; CHAPTERS=07,10 restricts it). Writes
+# _build/robust.json and prints, per claim, the runs in which it held. Not in make test.
+robust: setup
+	$(BIN)/python scripts/robust.py $(if $(RESUME),--resume)
 
 # The lock is the same on any machine: torch comes from PyTorch's CPU wheel index (the
 # default index's Linux wheel is the CUDA build, whose nvidia-* packages would enter the

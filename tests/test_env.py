@@ -85,3 +85,56 @@ def test_limit_threads(monkeypatch):
             env.limit_threads(1.5)
     finally:
         torch.set_num_threads(original)
+
+
+# --- COURSE_SEED: every training and sampling seed moves, the data splits do not ---
+
+
+def test_course_seed_shifts_set_seed_and_make_generator(monkeypatch):
+    monkeypatch.setenv("COURSE_SEED", "3")
+    env.set_seed(2)
+    shifted = torch.randn(4)
+    from_generator = torch.randn(4, generator=env.make_generator(2))
+    monkeypatch.delenv("COURSE_SEED")
+    env.set_seed(5)
+    assert torch.equal(shifted, torch.randn(4))
+    assert torch.equal(from_generator, torch.randn(4, generator=env.make_generator(5)))
+    assert env.course_seed() == 0
+
+
+def test_split_generator_ignores_course_seed(monkeypatch):
+    unshifted = torch.randn(4, generator=env.split_generator(2))
+    monkeypatch.setenv("COURSE_SEED", "3")
+    assert torch.equal(unshifted, torch.randn(4, generator=env.split_generator(2)))
+    g = torch.Generator()
+    assert env.split_generator(g) is g
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "one", ""])
+def test_a_bad_course_seed_is_named(monkeypatch, value):
+    monkeypatch.setenv("COURSE_SEED", value)
+    with pytest.raises(ValueError, match="COURSE_SEED must be an int >= 0"):
+        env.set_seed(0)
+
+
+def test_course_seed_changes_what_a_chapter_trains_not_its_split(monkeypatch):
+    """Chapter 10's helpers: the same held-out digits, another trained model."""
+    from utils.cnn import CNN, CNNConfig
+    from utils.experiments import vit_digits as vd
+
+    def run():
+        digits = vd.load_digits_split(n_test=200)
+        models = {"CNN": (lambda: CNN(CNNConfig(channels=(4, 8))), 0)}
+        accuracy, trained = vd.data_size_sweep(models, digits, [64], [0], steps=3)
+        weights = trained["CNN"].state_dict()
+        return digits.test_part(), accuracy["CNN"], weights
+
+    (test_x, test_y), accuracy, weights = run()
+    monkeypatch.setenv("COURSE_SEED", "1")
+    (test_x1, test_y1), accuracy1, weights1 = run()
+    assert torch.equal(test_x, test_x1) and torch.equal(test_y, test_y1)
+    assert any(not torch.equal(weights[k], weights1[k]) for k in weights)
+    monkeypatch.setenv("COURSE_SEED", "0")
+    _, again, weights0 = run()
+    assert torch.equal(again, accuracy)
+    assert all(torch.equal(weights[k], weights0[k]) for k in weights)

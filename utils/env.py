@@ -4,6 +4,11 @@ Randomness is passed one way everywhere: a function that draws random numbers ta
 ``seed``, either an int (a fresh generator, so the same seed gives the same result) or a
 ``torch.Generator`` to draw from. No function but :func:`set_seed` touches the global
 random state.
+
+``COURSE_SEED`` (an environment variable, default 0) shifts every training and sampling
+seed of the book: :func:`set_seed` and :func:`make_generator` add it, so a run with
+``COURSE_SEED=3`` trains other initialisations on other batches. The data splits use
+:func:`split_generator`, which ignores it: every run tests on the same held-out data.
 """
 
 import os
@@ -15,16 +20,35 @@ import torch
 from utils.checks import check_choice, check_int
 
 
+def course_seed() -> int:
+    """$COURSE_SEED, the shift added to every training and sampling seed (default 0)."""
+    value = os.environ.get("COURSE_SEED", "0")
+    if not value.isdigit():
+        raise ValueError(f"COURSE_SEED must be an int >= 0, got COURSE_SEED={value!r}")
+    return int(value)
+
+
 def set_seed(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch's global generators (for model initialisation)."""
-    check_int("seed", seed, minimum=0)
+    """Seed Python, NumPy and PyTorch's global generators with `seed` + $COURSE_SEED
+    (for model initialisation)."""
+    seed = check_int("seed", seed, minimum=0) + course_seed()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def make_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:
-    """A ``torch.Generator``: `seed` if it is one, else a new one seeded with it."""
+    """A ``torch.Generator``: `seed` if it is one, else a new one seeded with `seed`
+    + $COURSE_SEED (for batches, sampling and other training randomness)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    seed = check_int("seed", seed, minimum=0) + course_seed()
+    return torch.Generator().manual_seed(seed)
+
+
+def split_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:
+    """Like :func:`make_generator`, without $COURSE_SEED: for data splits and held-out
+    sets, which stay the same in every run."""
     if isinstance(seed, torch.Generator):
         return seed
     return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))

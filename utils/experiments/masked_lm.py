@@ -15,6 +15,7 @@ from utils.attention import record_attention
 from utils.bert import Bert, mask_tokens
 from utils.checks import check_int, check_number, check_tensor
 from utils.data import endless_batches
+from utils.env import make_generator, split_generator
 from utils.plot import attention_map
 
 MASK = "_"  # the character models' [MASK] symbol (the corpus has no underscore)
@@ -75,7 +76,7 @@ def word_windows(text: str, tokenizer, block_size: int, start: int, n: int, seed
     ]
     if len(spans) < n:
         raise ValueError(f"text has {len(spans)} suitable words, fewer than n={n}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = split_generator(seed)
     pick = torch.randperm(len(spans), generator=generator)[:n].tolist()
     windows = torch.stack(
         [
@@ -156,7 +157,7 @@ def mask_free_accuracy(
     characters is swapped for random ones (never `mask_id`); returns (accuracy at the
     swapped characters: correcting, accuracy at the others: reading them back)."""
     check_number("replace", replace, low=0, high=1, low_open=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = make_generator(seed)
     swapped = torch.rand(windows.shape, generator=generator) < replace
     random_ids = torch.randint(vocab_size - 1, windows.shape, generator=generator)
     random_ids += (random_ids >= mask_id).long()  # skip the [MASK] id

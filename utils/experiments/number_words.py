@@ -11,7 +11,7 @@ import torch
 from utils.attention import record_attention
 from utils.checks import check_int
 from utils.data import endless_batches
-from utils.env import make_generator
+from utils.env import split_generator
 from utils.plot import attention_map
 from utils.train import cross_entropy
 
@@ -98,7 +98,7 @@ def split_numbers(max_number: int = 99_999, num_test: int = 2000, seed=0):
             f"num_test must be between 1 and max_number={max_number}, "
             f"got num_test={num_test}"
         )
-    order = torch.randperm(max_number + 1, generator=make_generator(seed))
+    order = torch.randperm(max_number + 1, generator=split_generator(seed))
     return order[num_test:], order[:num_test]
 
 

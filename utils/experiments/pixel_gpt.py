@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from utils.checks import check_int, check_tensor
 from utils.data import endless_batches, load_mnist
-from utils.env import make_generator
+from utils.env import split_generator
 from utils.gpt import GPT, GPTConfig
 from utils.igpt import PixelTokenizer, complete, downsample, layer_features, with_start
 from utils.plot import image
@@ -57,7 +57,7 @@ def pixel_digits(n_levels: int = 4, n_test: int = 1000, seed=0) -> PixelDigits:
     n = len(labels)
     if not 1 <= check_int("n_test", n_test) < n:
         raise ValueError(f"n_test must be in [1, {n}), got {n_test}")
-    order = torch.randperm(n, generator=make_generator(seed))
+    order = torch.randperm(n, generator=split_generator(seed))
     images, labels = images[order], labels[order]
     images = downsample(images, 2)  # (N, 14, 14)
     tokenizer = PixelTokenizer(n_levels).fit(images[: n - n_test])

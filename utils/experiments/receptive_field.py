@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from utils.env import set_seed
+
 
 @dataclass
 class ConvStackConfig:
@@ -146,7 +148,7 @@ def draw_receptive_fields(
     with (
         torch.random.fork_rng()
     ):  # seeded models, leaving the caller's random state alone
-        torch.manual_seed(seed)
+        set_seed(seed)
         conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
         attention = PixelSelfAttention(H, W)
     axes = fig.subplots(1, 2)

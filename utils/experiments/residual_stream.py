@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from utils.checks import check_choice, check_int
+from utils.env import make_generator, set_seed
 from utils.transformer import EncoderLayer, SublayerConnection
 
 VARIANTS = ("post-norm", "pre-norm", "no residual")
@@ -32,7 +33,7 @@ def encoder_stack(
     check_choice("variant", variant, VARIANTS)
     check_int("num_layers", num_layers)
     with torch.random.fork_rng():  # seeded, leaving the caller's random state alone
-        torch.manual_seed(seed)
+        set_seed(seed)
         layers = nn.ModuleList(
             EncoderLayer(d_model, 4, 4 * d_model, 0.0, norm_first=variant == "pre-norm")
             for _ in range(num_layers)
@@ -53,7 +54,7 @@ def layer_gradient_norms(
     batch of 8 sequences of 16 tokens.
     """
     layers = encoder_stack(variant, num_layers, d_model, seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = make_generator(seed)
     x = torch.randn(8, 16, d_model, generator=generator)  # (B, T, d)
     direction = torch.randn(8, 16, d_model, generator=generator)
     x.requires_grad_(True)
@@ -73,7 +74,7 @@ def token_similarity(
     sequence (each vector centred over its features). 1 means every token is the same.
     """
     layers = encoder_stack(variant, num_layers, d_model, seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = make_generator(seed)
     x = torch.randn(8, 16, d_model, generator=generator)  # (B, T, d)
     T, similarities = x.shape[1], []
     with torch.no_grad():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from utils.attention import record_attention
 from utils.checks import check_choice, check_int, check_tensor
 from utils.data import endless_batches, load_mnist
-from utils.env import make_generator
+from utils.env import set_seed, split_generator
 from utils.plot import CMAP, image
 from utils.train import TrainConfig, accuracy, cross_entropy, train
 
@@ -44,7 +44,7 @@ def load_digits_split(n_test: int = 1000, seed=0) -> Digits:
     images, labels = load_mnist()
     if not 1 <= check_int("n_test", n_test) < len(labels):
         raise ValueError(f"n_test must be in [1, {len(labels)}), got n_test={n_test}")
-    order = torch.randperm(len(labels), generator=make_generator(seed))
+    order = torch.randperm(len(labels), generator=split_generator(seed))
     return Digits(images[order, None], labels[order], n_test)
 
 
@@ -169,7 +169,7 @@ def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int):
             images, labels = digits.train_part(n)
             for j, seed in enumerate(seeds):
                 with torch.random.fork_rng():
-                    torch.manual_seed(seed)
+                    set_seed(seed)
                     model = make_model()
                 fit(model, images, labels, steps, seed, max_shift)
                 grid[i, j] = held_out_accuracy(model, test_images, test_labels)
