@@ -94,7 +94,7 @@ bench: setup
 # run on one thread (about two hours on 2 cores; CHAPTERS=07,10 restricts it). Writes
 # _build/robust.json and prints, per claim, the runs in which it held. Not in make test.
 robust: setup
-	$(BIN)/python scripts/robust.py $(if $(RESUME),--resume)
+	$(BIN)/python scripts/robust.py $(if $(RESUME),--resume) $(ROBUST_ARGS)
 
 # The lock is the same on any machine: torch comes from PyTorch's CPU wheel index (the
 # default index's Linux wheel is the CUDA build, whose nvidia-* packages would enter the

@@ -9,12 +9,14 @@ once, one thread. Claims are recorded instead of stopping the chapter
 outcome per run go to ``_build/robust.json``; two tables follow: per claim, the runs in
 which it held; per glued number that differs between runs, its minimum, median and
 maximum. ``CHAPTERS=07,10`` (or ``--chapters``) restricts it; ``--resume`` keeps the
-runs already in the report. It exits 1 if any claim failed or any chapter broke.
+runs already in the report; ``--merge`` joins reports written elsewhere (the weekly
+workflow runs one job per run). It exits 1 if any claim failed or any chapter broke.
 """
 
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -25,16 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "robust.json"
 GLUE_PREFIX = "application/papermill.record/"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in tracebacks
 
 
-def matrix(seeds: list[int], kernels: list[str], one_thread: bool) -> list[dict]:
+def matrix(seeds: list[int], kernels: list[str], one_thread: str) -> list[dict]:
     """The runs: every seed on every kernel path, plus seed 0 on one thread."""
     runs = [
         {"label": f"seed {s}, {k}", "seed": s, "kernel": k, "threads": 2}
         for k in kernels
         for s in seeds
+        if one_thread != "only"
     ]
-    if one_thread:
+    if one_thread != "no":
         runs.append(
             {
                 "label": "seed 0, native, 1 thread",
@@ -112,6 +116,8 @@ def run_chapter(path: Path, run: dict) -> dict:
         result = json.loads(child.stdout.strip().splitlines()[-1])
     else:
         result = {"seconds": None, "error": child.stderr[-1500:], "glue": {}}
+    if result["error"]:
+        result["error"] = ANSI.sub("", result["error"])
     lines = log_path.read_text().splitlines()
     log_path.unlink()
     result["claims"] = [json.loads(line) for line in lines]
@@ -168,18 +174,25 @@ def main():
     parser.add_argument("--chapters", default=os.environ.get("CHAPTERS", ""))
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--kernels", default="native,default")
-    parser.add_argument("--no-one-thread", action="store_true")
+    parser.add_argument("--one-thread", choices=("yes", "no", "only"), default="yes")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--tables", action="store_true", help="only print the tables")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="reports to join, no runs"
+    )
     args = parser.parse_args()
     if args.notebook:
         print(json.dumps(execute(Path(args.notebook))))
         return
 
-    report = (
-        json.loads(OUT.read_text()) if (args.resume or args.tables) else {"runs": {}}
-    )
-    if not args.tables:
+    out = args.out
+    report = json.loads(out.read_text()) if args.resume else {"runs": {}}
+    if args.merge:
+        for path in args.merge:
+            report["runs"].update(json.loads(path.read_text())["runs"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+    else:
         wanted = [c for c in args.chapters.replace(" ", ",").split(",") if c]
         paths = [
             p
@@ -187,8 +200,8 @@ def main():
             if not wanted or p.name[:2] in wanted
         ]
         seeds = [int(s) for s in args.seeds.split(",")]
-        runs = matrix(seeds, args.kernels.split(","), not args.no_one_thread)
-        OUT.parent.mkdir(exist_ok=True)
+        runs = matrix(seeds, args.kernels.split(","), args.one_thread)
+        out.parent.mkdir(parents=True, exist_ok=True)
         for run in runs:
             done = report["runs"].setdefault(run["label"], {})
             for path in paths:
@@ -196,7 +209,7 @@ def main():
                     continue
                 result = run_chapter(path, run)
                 done[path.stem] = result
-                OUT.write_text(json.dumps(report, indent=1))
+                out.write_text(json.dumps(report, indent=1))
                 held = sum(c["holds"] for c in result["claims"])
                 status = "ERROR" if result["error"] else "ok"
                 print(
@@ -217,7 +230,7 @@ def main():
     ]
     if broken:
         print("\nChapters that broke:\n" + "\n".join(broken))
-    print(f"\nWritten to {OUT.relative_to(ROOT)}")
+    print(f"\nWritten to {out}")
     sys.exit(1 if failed_any or broken else 0)
 
 

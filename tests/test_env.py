@@ -126,7 +126,7 @@ def test_course_seed_changes_what_a_chapter_trains_not_its_split(monkeypatch):
         digits = vd.load_digits_split(n_test=200)
         models = {"CNN": (lambda: CNN(CNNConfig(channels=(4, 8))), 0)}
         accuracy, trained = vd.data_size_sweep(models, digits, [64], [0], steps=3)
-        weights = trained["CNN"].state_dict()
+        weights = trained["CNN"][0].state_dict()
         return digits.test_part(), accuracy["CNN"], weights
 
     (test_x, test_y), accuracy, weights = run()

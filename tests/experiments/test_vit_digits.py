@@ -97,10 +97,11 @@ def test_data_size_sweep_is_deterministic_and_uses_the_budget_rule():
     results, trained = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
     again, _ = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
     assert results.keys() == models.keys() and results["cnn"].shape == (2, 2)
-    test_images, test_labels = digits.test_part()  # the model of 40 digits, seed 0
-    assert not trained["cnn"].training
-    assert vd.held_out_accuracy(trained["cnn"], test_images, test_labels) == (
-        results["cnn"][1, 0].item())
+    test_images, test_labels = digits.test_part()  # the models of 40 digits, per seed
+    assert len(trained["cnn"]) == 2 and not trained["cnn"][1].training
+    for seed, model in enumerate(trained["cnn"]):
+        assert vd.held_out_accuracy(model, test_images, test_labels) == (
+            results["cnn"][1, seed].item())
     assert all(torch.equal(results[k], again[k]) for k in results)
     assert ((results["cnn"] >= 0) & (results["cnn"] <= 1)).all()
     history = vd.fit(CNN(CNNConfig(channels=(4,), hidden=8)), *digits.train_part(20),

@@ -47,3 +47,21 @@ def draw_sampling(
     bar_ax.barh(positions, top.values, color="tab:blue")
     bar_ax.set_yticks(positions, labels)
     bar_ax.set(xlim=(0, 1), xlabel="p(next char)", title=f"after '...{prompt[-2:]}'")
+
+
+def repeated_phrase(text: str, min_length: int = 8, min_count: int = 3):
+    """The longest phrase of at least `min_length` characters that `text` holds at
+    least `min_count` times without overlap, with its count; ``(None, 0)`` if none.
+    Greedy decoding's loops show up this way."""
+    best, count = None, 0
+    for length in range(min_length, len(text) // min_count + 1):
+        found = False
+        for start in range(len(text) - length + 1):
+            phrase = text[start : start + length]
+            n = text.count(phrase)  # non-overlapping
+            if n >= min_count:
+                best, count, found = phrase, n, True
+                break
+        if not found:  # no phrase of this length repeats, so no longer one does
+            break
+    return best, count

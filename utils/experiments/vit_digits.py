@@ -158,8 +158,8 @@ def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int):
 
     `models` maps a name to ``(make_model, max_shift)``; `make_model()` builds a fresh
     model, seeded per run. Returns ``(accuracy, trained)``: accuracy is
-    {name: (len(sizes), len(seeds)) tensor}, and trained holds each model as trained
-    on the largest size with the first seed, in eval mode, for a closer look.
+    {name: (len(sizes), len(seeds)) tensor}, and trained maps each name to its models
+    trained on the largest size, one per seed, in eval mode, for a closer look.
     """
     test_images, test_labels = digits.test_part()
     accuracy, trained = {}, {}
@@ -173,8 +173,8 @@ def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int):
                     model = make_model()
                 fit(model, images, labels, steps, seed, max_shift)
                 grid[i, j] = held_out_accuracy(model, test_images, test_labels)
-                if i == len(sizes) - 1 and j == 0:
-                    trained[name] = model
+                if i == len(sizes) - 1:
+                    trained.setdefault(name, []).append(model)
         accuracy[name] = grid
     return accuracy, trained
 
