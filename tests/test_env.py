@@ -138,3 +138,14 @@ def test_course_seed_changes_what_a_chapter_trains_not_its_split(monkeypatch):
     _, again, weights0 = run()
     assert torch.equal(again, accuracy)
     assert all(torch.equal(weights[k], weights0[k]) for k in weights)
+
+
+def test_seeded_blocks_are_repeatable_and_restore_every_generator():
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expected = random.random(), np.random.rand(), torch.rand(1)
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    with env.seeded(5):
+        inside = random.random(), np.random.rand(), torch.rand(1)
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    env.set_seed(5)
+    assert (random.random(), np.random.rand(), torch.rand(1)) == inside

@@ -13,6 +13,7 @@ seed of the book: :func:`set_seed` and :func:`make_generator` add it, so a run w
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -44,6 +45,20 @@ def make_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:
         return seed
     seed = check_int("seed", seed, minimum=0) + course_seed()
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int = 0):
+    """A block whose global generators are seeded as by :func:`set_seed`; the caller's
+    random state (Python, NumPy and PyTorch) is restored afterwards."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            set_seed(seed)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def split_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:

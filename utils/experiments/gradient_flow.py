@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.checks import check_choice, check_int, check_positive, check_tensor
-from utils.env import make_generator, set_seed
+from utils.env import make_generator, seeded
 from utils.rnn import NONLINEARITIES, LSTMCell, RNNCell, set_forget_bias
 
 
@@ -168,8 +168,7 @@ def lstm_gradient_flow(
     """
     check_int("num_steps", num_steps)
     check_int("batch_size", batch_size)
-    with torch.random.fork_rng():  # seeded initialisation, the caller's state untouched
-        set_seed(seed)
+    with seeded(seed):  # seeded initialisation, the caller's state untouched
         rnn = RNNCell(input_size, hidden_size).double()
         lstm = set_forget_bias(LSTMCell(input_size, hidden_size).double(), forget_bias)
     tokens = torch.randint(

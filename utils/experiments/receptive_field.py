@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from utils.env import set_seed
+from utils.env import seeded
 
 
 @dataclass
@@ -145,10 +145,7 @@ def draw_receptive_fields(
     digit = _digit()
     H, W = digit.shape
     centre = (H // 2, W // 2)
-    with (
-        torch.random.fork_rng()
-    ):  # seeded models, leaving the caller's random state alone
-        set_seed(seed)
+    with seeded(seed):  # seeded models, leaving the caller's random state alone
         conv = ConvStack(ConvStackConfig(kernel_size, depth, dilation))
         attention = PixelSelfAttention(H, W)
     axes = fig.subplots(1, 2)

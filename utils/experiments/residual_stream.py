@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from utils.checks import check_choice, check_int
-from utils.env import make_generator, set_seed
+from utils.env import make_generator, seeded
 from utils.transformer import EncoderLayer, SublayerConnection
 
 VARIANTS = ("post-norm", "pre-norm", "no residual")
@@ -32,8 +32,7 @@ def encoder_stack(
     """`num_layers` freshly initialised encoder layers (4 heads, no dropout)."""
     check_choice("variant", variant, VARIANTS)
     check_int("num_layers", num_layers)
-    with torch.random.fork_rng():  # seeded, leaving the caller's random state alone
-        set_seed(seed)
+    with seeded(seed):  # seeded, leaving the caller's random state alone
         layers = nn.ModuleList(
             EncoderLayer(d_model, 4, 4 * d_model, 0.0, norm_first=variant == "pre-norm")
             for _ in range(num_layers)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from utils.attention import record_attention
 from utils.checks import check_choice, check_int, check_tensor
 from utils.data import endless_batches, load_mnist
-from utils.env import set_seed, split_generator
+from utils.env import seeded, split_generator
 from utils.plot import CMAP, image
 from utils.train import TrainConfig, accuracy, cross_entropy, train
 
@@ -168,8 +168,7 @@ def data_size_sweep(models: dict, digits: Digits, sizes, seeds, steps: int):
         for i, n in enumerate(sizes):
             images, labels = digits.train_part(n)
             for j, seed in enumerate(seeds):
-                with torch.random.fork_rng():
-                    set_seed(seed)
+                with seeded(seed):
                     model = make_model()
                 fit(model, images, labels, steps, seed, max_shift)
                 grid[i, j] = held_out_accuracy(model, test_images, test_labels)
