@@ -3,7 +3,7 @@
 Randomness is passed one way everywhere: a function that draws random numbers takes
 ``seed``, either an int (a fresh generator, so the same seed gives the same result) or a
 ``torch.Generator`` to draw from. No function but :func:`set_seed` touches the global
-random state.
+random state (:func:`seeded` does inside its block, and restores it).
 
 ``COURSE_SEED`` (an environment variable, default 0) shifts every training and sampling
 seed of the book: :func:`set_seed` and :func:`make_generator` add it, so a run with
@@ -43,8 +43,7 @@ def make_generator(seed: "int | torch.Generator" = 0) -> torch.Generator:
     + $COURSE_SEED (for batches, sampling and other training randomness)."""
     if isinstance(seed, torch.Generator):
         return seed
-    seed = check_int("seed", seed, minimum=0) + course_seed()
-    return torch.Generator().manual_seed(seed)
+    return split_generator(check_int("seed", seed, minimum=0) + course_seed())
 
 
 @contextmanager
