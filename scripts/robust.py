@@ -9,11 +9,13 @@ once, one thread. Claims are recorded instead of stopping the chapter
 outcome per run go to ``_build/robust.json``; two tables follow: per claim, the runs in
 which it held; per glued number that differs between runs, its minimum, median and
 maximum. ``CHAPTERS=07,10`` (or ``--chapters``) restricts it; ``--resume`` keeps the
-runs already in the report; ``--merge`` joins reports written elsewhere (the weekly
-workflow runs one job per run). It exits 1 if any claim failed or any chapter broke.
+runs already in the report (a chapter that changed since, or broke, runs again);
+``--merge`` joins reports written elsewhere (the weekly workflow runs one job per run).
+It exits 1 if any claim failed or any chapter broke.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -90,6 +92,11 @@ def execute(path: Path) -> dict:
         "error": error,
         "glue": glued_values(notebook),
     }
+
+
+def sha(path: Path) -> str:
+    """The chapter's content hash: a resumed report re-runs a chapter that changed."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def run_chapter(path: Path, run: dict) -> dict:
@@ -205,9 +212,11 @@ def main():
         for run in runs:
             done = report["runs"].setdefault(run["label"], {})
             for path in paths:
-                if path.stem in done:
-                    continue
+                kept = done.get(path.stem)
+                if kept and not kept["error"] and kept.get("sha") in (None, sha(path)):
+                    continue  # this run of this chapter, as it is now, is in the report
                 result = run_chapter(path, run)
+                result["sha"] = sha(path)
                 done[path.stem] = result
                 out.write_text(json.dumps(report, indent=1))
                 held = sum(c["holds"] for c in result["claims"])
