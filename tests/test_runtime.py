@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -185,7 +186,8 @@ def jupyterlab(runtime):
 
 
 STATE = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+  const app = window.jupyterapp;  // undefined until JupyterLab has started
+  const panel = app && app.shell && app.shell.currentWidget;
   if (!panel || !panel.content || !panel.content.model) return null;
   const code = Array.from(panel.content.model.cells).filter(
       c => c.type === 'code' && c.sharedModel.getSource().trim());
@@ -210,7 +212,10 @@ RUN_ALL = """() => {
 def _wait(page, condition, seconds, what):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        state = page.evaluate(STATE)
+        try:
+            state = page.evaluate(STATE)
+        except PlaywrightError:  # the page navigated (JupyterLab's ?reset)
+            state = None
         if state and condition(state):
             return state
         page.wait_for_timeout(500)
