@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from utils import attention
 from utils.attention import (
     SHORT_KEYS,
     AdditiveScore,
@@ -196,8 +197,13 @@ def _mask_kinds():
 MASK_KINDS = _mask_kinds()
 
 
+@pytest.mark.parametrize("short_keys", [SHORT_KEYS, 0], ids=["short", "fused"])
 @pytest.mark.parametrize("T_q, T_k, kwargs", MASK_KINDS.values(), ids=MASK_KINDS.keys())
-def test_attend_fast_path_equals_explicit_path_forward_and_backward(T_q, T_k, kwargs):
+def test_attend_fast_path_equals_explicit_path_forward_and_backward(
+    T_q, T_k, kwargs, short_keys, monkeypatch
+):
+    # short_keys=0 sends every call without weights to PyTorch's fused kernel
+    monkeypatch.setattr(attention, "SHORT_KEYS", short_keys)
     g = torch.Generator().manual_seed(0)
     q, k, v = (
         torch.randn(3, 2, T_q, 4, generator=g),

@@ -3,6 +3,7 @@ chapter 0's gradients."""
 
 import pytest
 import torch
+import torch.nn as nn
 
 from utils.cnn import CNN, CNNConfig, receptive_fields
 from utils.experiments.receptive_field import input_gradient, receptive_field_extent
@@ -26,6 +27,20 @@ def test_receptive_fields_equal_the_window_the_gradient_reaches(config):
         gradient = input_gradient(block, image, h // 2, h // 2)
         extent = receptive_field_extent(gradient)
         assert (extent["height"], extent["width"]) == (side, side)
+
+
+def test_logits_equal_a_pytorch_sequential_with_the_same_weights():
+    torch.manual_seed(0)
+    model = CNN(CNNConfig(channels=(4, 8), hidden=16)).eval()
+    reference = nn.Sequential(
+        *[layer for block in model.blocks for layer in block],
+        nn.Flatten(),
+        model.hidden,
+        nn.ReLU(),
+        model.head,
+    )
+    images = torch.randn(5, 1, 28, 28)
+    torch.testing.assert_close(model(images), reference(images))
 
 
 def test_shapes_and_parameter_count():

@@ -93,18 +93,23 @@ def _rows(ids):
 
 @pytest.mark.parametrize("attention", [False, True])
 def test_greedy_decoding_feeds_back_the_argmax_and_equals_a_beam_of_one(attention):
-    ours = _model(attention, seed=3)
     src, _ = _batch()
-    greedy = ours.greedy_decode(src, max_new_tokens=6)  # (B, L)
+    for seed in range(20):  # an untrained model whose rows end at different steps
+        ours = _model(attention, seed=seed)
+        with torch.no_grad():
+            ours.head.bias[PAD] -= 10  # a model that never predicts padding
+        greedy = ours.greedy_decode(src, max_new_tokens=6)  # (B, L)
+        eos = (greedy == ours.config.eos_id).long()
+        after_end = eos.cumsum(1) - eos > 0  # (B, L)
+        if after_end.any():
+            break
     assert _rows(ours.beam_decode(src, beam_size=1, max_new_tokens=6)) == _rows(greedy)
     # each token is the argmax of the logits after the tokens before it, up to the end
-    eos = (greedy == ours.config.eos_id).long()
-    after_end = eos.cumsum(1) - eos > 0  # (B, L)
     bos = torch.full((3, 1), ours.config.bos_id)
     with torch.no_grad():
         logits = ours(src, torch.cat([bos, greedy[:, :-1]], 1))
     assert (logits.argmax(-1)[~after_end] == greedy[~after_end]).all()
-    assert (greedy[after_end] == PAD).all()
+    assert after_end.any() and (greedy[after_end] == PAD).all()
 
 
 def test_a_wider_beam_never_scores_below_greedy():

@@ -26,6 +26,22 @@ def test_a_tiny_temperature_is_greedy_without_nan():
         assert torch.equal(ids[:, 0], logits.argmax(-1))
 
 
+@pytest.mark.parametrize(
+    "dtype, temperature", [(torch.float32, 1e-37), (torch.float16, 1e-3)]
+)
+def test_a_temperature_that_would_overflow_the_logits_is_still_greedy(
+    dtype, temperature
+):
+    # logits / temperature passes the dtype's largest number (3.4e38, 65504): only
+    # subtracting the largest logit first keeps the division finite
+    logits = torch.randn(4, 50, generator=_generator(5)).to(dtype) * 100
+    probs = next_token_probs(logits, temperature)
+    assert torch.isfinite(probs).all()
+    assert torch.equal(probs.argmax(-1), logits.argmax(-1))
+    ids = sample_next(logits, _generator(), temperature=temperature)
+    assert torch.equal(ids[:, 0], logits.argmax(-1))
+
+
 def test_top_k_one_is_the_argmax():
     logits = torch.randn(6, 20, generator=_generator(3))
     for seed in range(5):

@@ -74,6 +74,24 @@ def test_evaluate_runs_in_eval_mode_without_gradients():
     assert seen == [(False, False), (False, False)]
 
 
+def test_every_training_step_runs_in_train_mode_even_after_an_evaluation():
+    modes = []
+
+    def loss(model, batch):  # dropout is on only in train mode
+        modes.append(model.training)
+        return _mse(model, batch)
+
+    model = nn.Sequential(nn.Dropout(0.1), nn.Linear(2, 1)).eval()
+    train.train(
+        model,
+        _regression_batches(),
+        loss,
+        train.TrainConfig(steps=6, eval_every=2),
+        evaluate=lambda m: 0.0,
+    )
+    assert modes == [True] * 6 and not model.training  # and eval mode afterwards
+
+
 def test_train_stops_on_a_non_finite_loss():
     model = nn.Linear(2, 1)
     with pytest.raises(FloatingPointError, match="step 1"):
