@@ -163,9 +163,9 @@ def browser(build_log):
         browser.close()
 
 
-def _open(browser, server, page_path):
+def _open(browser, server, page_path, width=1280):
     """Open one page; return (page, console errors, failed or foreign requests)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     errors, bad_requests = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -227,6 +227,27 @@ def test_every_page_renders_without_errors(browser, server):
     }
     assert not report, "\n".join(
         f"{page}: {problems}" for page, problems in report.items()
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_no_code_block_scrolls_sideways(browser, server, width):
+    """Every code block, source listing and printed output fits the content column
+    (ruff's 88 columns; book/_static/course.css sizes the column and the font)."""
+    report = {}
+    for page_path in _pages():
+        page, _, _ = _open(browser, server, page_path, width)
+        scrolling = page.evaluate("""() => [...document.querySelectorAll('pre')]
+            .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+            .map(pre => pre.textContent.split('\\n')
+                 .reduce((a, b) => (b.length > a.length ? b : a), ''))""")
+        page.context.close()
+        if scrolling:
+            report[page_path] = scrolling
+    assert not report, "\n".join(
+        f"{page} ({len(lines)} blocks), e.g. its longest line: {lines[0]!r}"
+        for page, lines in report.items()
     )
 
 

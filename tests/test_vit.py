@@ -53,7 +53,7 @@ def test_every_tensor_is_copied_and_the_config_is_read():
     assert (ours.config.image_size, ours.config.patch_size, ours.config.in_channels,
             ours.config.num_classes, ours.config.layer_norm_eps) == (16, 4, 3, 5, 1e-6)
     assert len(HF_NAMES["layer"]) == 8
-    with pytest.raises(ValueError, match="no transformers name"):
+    with pytest.raises(ValueError, match="no Hugging Face name"):
         hf_name("nothing.weight")
 
 

@@ -32,6 +32,7 @@ from utils.checks import (
     check_probability,
     check_tensor,
 )
+from utils.convert import build_like
 
 
 def check_mask(mask, scores_shape: tuple) -> None:
@@ -300,8 +301,11 @@ class MultiHeadAttention(nn.Module):
                 "add_bias_kv=False and add_zero_attn=False"
             )
         bias = m.in_proj_bias is not None
-        ours = cls(m.embed_dim, m.num_heads, bias=bias, dropout=m.dropout)
-        ours = ours.to(device=m.in_proj_weight.device, dtype=m.in_proj_weight.dtype)
+        ours = build_like(  # its dtype, device and mode; the global RNG untouched
+            lambda: cls(m.embed_dim, m.num_heads, bias=bias, dropout=m.dropout),
+            m.in_proj_weight,
+            m.training,
+        )
         with torch.no_grad():
             for i, proj in enumerate((ours.w_q, ours.w_k, ours.w_v)):  # [W_q; W_k; W_v]
                 proj.weight.copy_(m.in_proj_weight.chunk(3)[i])

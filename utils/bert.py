@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from utils import convert
 from utils.checks import (
     check_divisible,
     check_ids,
@@ -26,6 +27,7 @@ from utils.checks import (
     check_probability,
     check_tensor,
 )
+from utils.convert import build_like, check_source, check_supported, copy_weights
 from utils.env import make_generator
 from utils.train import cross_entropy
 from utils.transformer import EncoderLayer
@@ -138,24 +140,29 @@ class Bert(nn.Module):
 
     @classmethod
     def from_hf(cls, model) -> "Bert":
-        """The same encoder, with the weights of a Hugging Face ``BertModel``.
-
-        Its pooler, if it has one, is not needed: the chapters pool themselves.
-        """
-        if type(model).__name__ != "BertModel":
-            raise ValueError(f"from_hf needs a BertModel, got {type(model).__name__}")
-        return _from_hf_weights(cls, model.config.to_dict(), model.state_dict(), "")
+        """The same encoder, with the weights of a Hugging Face ``BertModel`` (see
+        :func:`bert_from_hf`). Its pooler is not needed: the chapters pool."""
+        check_source(model, "BertModel")
+        return bert_from_hf(cls, model.config.to_dict(), model.state_dict(), model)
 
     @classmethod
     def from_files(cls, directory) -> "Bert":
         """A BERT from a folder with Hugging Face's ``config.json`` and
-        ``model.safetensors`` (e.g. a model shipped inside a Python package)."""
+        ``model.safetensors`` (e.g. a model shipped inside a Python package), of a
+        ``BertModel`` or of a model that has one under ``bert.``. In eval mode."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
         config = json.loads((directory / "config.json").read_text())
+        if config.get("model_type") != "bert":
+            raise ValueError(
+                f"from_files needs a BERT (model_type 'bert' in config.json), got "
+                f"model_type={config.get('model_type')!r}"
+            )
         weights = load_file(directory / "model.safetensors")
-        return _from_hf_weights(cls, config, weights, "")
+        if "bert.embeddings.word_embeddings.weight" in weights:  # e.g. an MLM's
+            weights = {k.removeprefix("bert."): w for k, w in weights.items()}
+        return bert_from_hf(cls, config, weights, None)
 
 
 class MaskedLMHead(nn.Module):
@@ -199,10 +206,7 @@ class BertForMaskedLM(nn.Module):
     @classmethod
     def from_hf(cls, model) -> "BertForMaskedLM":
         """The same model, with the weights of a Hugging Face ``BertForMaskedLM``."""
-        if type(model).__name__ != "BertForMaskedLM":
-            raise ValueError(
-                f"from_hf needs a BertForMaskedLM, got {type(model).__name__}"
-            )
+        check_source(model, "BertForMaskedLM")
         theirs = model.state_dict()
         word = theirs["bert.embeddings.word_embeddings.weight"]
         if not torch.equal(theirs["cls.predictions.decoder.weight"], word):
@@ -210,7 +214,7 @@ class BertForMaskedLM(nn.Module):
                 "from_hf needs the MLM decoder tied to the word embeddings "
                 "(tie_word_embeddings=True): ours is tied"
             )
-        return _from_hf_weights(cls, model.config.to_dict(), theirs, "bert.")
+        return bert_from_hf(cls, model.config.to_dict(), theirs, model)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -271,42 +275,37 @@ HF_NAMES = {
 
 def hf_name(ours: str, prefix: str = "") -> str:
     """Hugging Face's name for one of our tensors, e.g. 'layers.0.self_attn.w_q.weight'
-    -> 'encoder.layer.0.attention.self.query.weight'. `prefix` is 'bert.' for an MLM."""
-    if ours.startswith("bert."):
-        ours = ours[len("bert.") :]
-    if ours.startswith("layers."):
-        _, i, rest = ours.split(".", 2)
-        for theirs, mine in HF_NAMES["layer"]:
-            if rest.startswith(mine + "."):
-                return f"{prefix}encoder.layer.{i}.{theirs}{rest[len(mine) :]}"
-    for theirs, mine in HF_NAMES["model"]:
-        if ours == mine or ours.startswith(mine + "."):
-            outside = theirs.startswith("cls.")  # the MLM head is not under 'bert.'
-            return ("" if outside else prefix) + theirs + ours[len(mine) :]
-    raise ValueError(f"no Hugging Face name for {ours!r}")
+    -> 'encoder.layer.0.attention.self.query.weight'. `prefix` is 'bert.' for an MLM,
+    whose head is outside it."""
+    outside = [
+        (t if t.startswith("cls.") else prefix + t, m) for t, m in HF_NAMES["model"]
+    ]
+    table = {"layer": HF_NAMES["layer"], "model": outside}
+    return convert.hf_name(
+        ours.removeprefix("bert."), table, prefix + "encoder.layer.{}."
+    )
 
 
-def _from_hf_weights(cls, hf: dict, theirs: dict, prefix: str):
-    """Our `cls`, built from a Hugging Face config dict, with `theirs` copied in."""
-    unsupported = {
-        "hidden_act": (hf.get("hidden_act"), "gelu"),
-        "position_embedding_type": (
-            hf.get("position_embedding_type", "absolute"),
-            "absolute",
-        ),
-        "is_decoder": (hf.get("is_decoder", False), False),
-        "add_cross_attention": (hf.get("add_cross_attention", False), False),
-        "attention_probs_dropout_prob": (
-            hf.get("attention_probs_dropout_prob"),
-            hf.get("hidden_dropout_prob"),
-        ),
-    }
-    for key, (got, supported) in unsupported.items():
-        if got != supported:
-            raise ValueError(
-                f"from_hf supports {key}={supported!r} (ours has one dropout, GELU "
-                f"with erf, absolute positions and no decoder), got {key}={got!r}"
-            )
+def bert_from_hf(cls, hf: dict, theirs: dict, source: nn.Module | None):
+    """Our `cls` (:class:`Bert` or :class:`BertForMaskedLM`) from a Hugging Face
+    config dict, with the tensors `theirs` copied in, in the mode of the `source`
+    model (eval mode without one)."""
+    check_supported(
+        {
+            "hidden_act": (hf.get("hidden_act"), "gelu"),
+            "position_embedding_type": (
+                hf.get("position_embedding_type", "absolute"),
+                "absolute",
+            ),
+            "is_decoder": (hf.get("is_decoder", False), False),
+            "add_cross_attention": (hf.get("add_cross_attention", False), False),
+            "attention_probs_dropout_prob": (
+                hf.get("attention_probs_dropout_prob"),
+                hf.get("hidden_dropout_prob"),
+            ),
+        },
+        "ours has one dropout, GELU with erf, absolute positions and no decoder",
+    )
     config = BertConfig(
         vocab_size=hf["vocab_size"],
         block_size=hf["max_position_embeddings"],
@@ -318,15 +317,13 @@ def _from_hf_weights(cls, hf: dict, theirs: dict, prefix: str):
         dropout=hf["hidden_dropout_prob"],
         layer_norm_eps=hf["layer_norm_eps"],
     )
-    with torch.random.fork_rng():  # the random initial weights are all replaced
-        ours = cls(config)
+    prefix = "bert." if cls is BertForMaskedLM else ""
     word = theirs[prefix + "embeddings.word_embeddings.weight"]
-    ours = ours.to(dtype=word.dtype, device=word.device)  # no precision lost
-    with torch.no_grad():
-        for name, p in ours.state_dict().items():
-            if name != "head.decoder.weight":  # tied to the word embedding
-                p.copy_(theirs[hf_name(name, prefix)])
-    return ours
+    training = source is not None and source.training
+    ours = build_like(lambda: cls(config), word, training)
+    return copy_weights(
+        ours, theirs, lambda name: hf_name(name, prefix), skip=("head.decoder.weight",)
+    )
 
 
 def mask_tokens(

@@ -24,6 +24,7 @@ from utils.checks import (
     check_int,
     check_probability,
 )
+from utils.convert import build_like, check_source, check_supported, copy_weights
 from utils.env import make_generator
 from utils.sampling import sample_next
 from utils.train import cross_entropy
@@ -246,28 +247,25 @@ class GPT(nn.Module):
         GPT-2 stores its projections in ``Conv1D`` modules, whose weight is (in, out):
         the transpose of ``nn.Linear``'s (out, in). The names are otherwise ours.
         """
-        hf = getattr(model, "config", None)
-        if getattr(hf, "model_type", None) != "gpt2" or not hasattr(model, "lm_head"):
-            raise ValueError(
-                f"from_hf needs a GPT2LMHeadModel, got {type(model).__name__}"
-            )
-        if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(
-                f"activation_function must be 'gelu_new', "
-                f"got {hf.activation_function!r}"
-            )
-        if (
-            hf.layer_norm_epsilon != 1e-5
-            or not hf.scale_attn_weights
-            or hf.scale_attn_by_inverse_layer_idx
-            or hf.reorder_and_upcast_attn
-            or hf.n_inner not in (None, 4 * hf.n_embd)
-        ):
-            raise ValueError(
-                "from_hf supports layer_norm_epsilon=1e-5, scale_attn_weights=True, "
-                "scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False "
-                "and a 4x MLP (n_inner=None)"
-            )
+        check_source(model, "GPT2LMHeadModel")
+        hf = model.config
+        check_supported(
+            {
+                "activation_function": (  # one function, two names
+                    hf.activation_function.replace("gelu_pytorch_tanh", "gelu_new"),
+                    "gelu_new",
+                ),
+                "layer_norm_epsilon": (hf.layer_norm_epsilon, 1e-5),
+                "scale_attn_weights": (hf.scale_attn_weights, True),
+                "scale_attn_by_inverse_layer_idx": (
+                    hf.scale_attn_by_inverse_layer_idx,
+                    False,
+                ),
+                "reorder_and_upcast_attn": (hf.reorder_and_upcast_attn, False),
+                "n_inner": (hf.n_inner or 4 * hf.n_embd, 4 * hf.n_embd),
+            },
+            "ours is GPT-2: GELU with tanh, LayerNorm eps 1e-5, scaled, a 4x MLP",
+        )
         theirs = model.state_dict()
         if not torch.equal(theirs["lm_head.weight"], theirs["transformer.wte.weight"]):
             raise ValueError(
@@ -281,23 +279,11 @@ class GPT(nn.Module):
             num_heads=hf.n_head,
             d_model=hf.n_embd,
         )
-        with torch.random.fork_rng():  # the random initial weights are all replaced
-            ours = cls(config)
-        first = next(model.parameters())
-        ours = ours.to(dtype=first.dtype, device=first.device)  # no precision lost
-        conv1d = (
-            "attn.c_attn.weight",
-            "attn.c_proj.weight",
-            "mlp.c_fc.weight",
-            "mlp.c_proj.weight",
+        ours = build_like(lambda: cls(config), theirs["lm_head.weight"], model.training)
+        conv1d = ("c_attn.weight", "c_proj.weight", "c_fc.weight")  # (in, out)
+        return copy_weights(  # our names are GPT-2's
+            ours, theirs, lambda name: name, skip=("lm_head.weight",), transpose=conv1d
         )
-        with torch.no_grad():
-            for name, p in ours.state_dict().items():
-                if name == "lm_head.weight":
-                    continue  # tied to transformer.wte
-                w = theirs[name]
-                p.copy_(w.t() if name.endswith(conv1d) else w)
-        return ours
 
 
 class GPTClassifier(nn.Module):

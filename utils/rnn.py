@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from utils.checks import check_bool, check_choice, check_int, check_tensor
+from utils.convert import build_like
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -203,14 +204,17 @@ class _Recurrent(nn.Module):
                 "bidirectional=False, dropout=0 and proj_size=0"
             )
         kwargs = {"nonlinearity": m.nonlinearity} if cls is RNN else {}
-        ours = cls(
-            m.input_size,
-            m.hidden_size,
-            m.num_layers,
-            batch_first=m.batch_first,
-            **kwargs,
+        ours = build_like(  # its dtype, device and mode; the global RNG untouched
+            lambda: cls(
+                m.input_size,
+                m.hidden_size,
+                m.num_layers,
+                batch_first=m.batch_first,
+                **kwargs,
+            ),
+            m.weight_ih_l0,
+            m.training,
         )
-        ours = ours.to(device=m.weight_ih_l0.device, dtype=m.weight_ih_l0.dtype)
         ours.load_state_dict(m.state_dict())
         return ours
 

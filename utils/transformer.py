@@ -29,6 +29,7 @@ from utils.checks import (
     check_special_ids,
     check_tensor,
 )
+from utils.convert import build_like
 
 
 def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
@@ -359,18 +360,19 @@ class Transformer(nn.Module):
             raise ValueError("from_torch supports activation='relu' and bias=True only")
         if m.encoder.norm is None or m.decoder.norm is None:
             raise ValueError("from_torch needs the final LayerNorm of both stacks")
-        ours = cls(
-            m.d_model,
-            m.nhead,
-            len(m.encoder.layers),
-            len(m.decoder.layers),
-            first.linear1.out_features,
-            first.dropout.p,
-            norm_first=first.norm_first,
-            layer_norm_eps=first.norm1.eps,
-        )
-        ours = ours.to(
-            device=first.linear1.weight.device, dtype=first.linear1.weight.dtype
+        ours = build_like(  # its dtype, device and mode; the global RNG untouched
+            lambda: cls(
+                m.d_model,
+                m.nhead,
+                len(m.encoder.layers),
+                len(m.decoder.layers),
+                first.linear1.out_features,
+                first.dropout.p,
+                norm_first=first.norm_first,
+                layer_norm_eps=first.norm1.eps,
+            ),
+            first.linear1.weight,
+            m.training,
         )
         pairs = [
             (ours.encoder_norm, m.encoder.norm),

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from utils import convert
 from utils.checks import (
     check_divisible,
     check_int,
@@ -21,6 +22,7 @@ from utils.checks import (
     check_probability,
     check_tensor,
 )
+from utils.convert import build_like, check_source, check_supported, copy_weights
 from utils.transformer import EncoderLayer
 
 
@@ -137,50 +139,8 @@ class ViT(nn.Module):
     @classmethod
     def from_hf(cls, model) -> "ViT":
         """The same model, with the weights of a ``transformers``
-        ``ViTForImageClassification``."""
-        if type(model).__name__ != "ViTForImageClassification":
-            raise ValueError(
-                f"from_hf needs a ViTForImageClassification, got {type(model).__name__}"
-            )
-        hf = model.config
-        unsupported = {
-            "hidden_act": (hf.hidden_act, "gelu"),
-            "qkv_bias": (hf.qkv_bias, True),
-            "image_size is square": (
-                _pair(hf.image_size)[0] == _pair(hf.image_size)[1],
-                True,
-            ),
-            "attention_probs_dropout_prob": (
-                hf.attention_probs_dropout_prob,
-                hf.hidden_dropout_prob,
-            ),
-        }
-        for key, (got, supported) in unsupported.items():
-            if got != supported:
-                raise ValueError(
-                    f"from_hf supports {key}={supported!r} (ours has GELU with erf, "
-                    f"query/key/value biases, square images and one dropout), got "
-                    f"{got!r}"
-                )
-        config = ViTConfig(
-            image_size=_pair(hf.image_size)[0],
-            patch_size=hf.patch_size,
-            in_channels=hf.num_channels,
-            num_classes=hf.num_labels,
-            num_layers=hf.num_hidden_layers,
-            num_heads=hf.num_attention_heads,
-            d_model=hf.hidden_size,
-            dim_feedforward=hf.intermediate_size,
-            dropout=hf.hidden_dropout_prob,
-            layer_norm_eps=hf.layer_norm_eps,
-        )
-        with torch.random.fork_rng():  # the random initial weights are all replaced
-            ours = cls(config)
-        theirs = model.state_dict()
-        with torch.no_grad():
-            for name, p in ours.state_dict().items():
-                p.copy_(theirs[hf_name(name)])
-        return ours
+        ``ViTForImageClassification``: see :func:`vit_from_hf`."""
+        return vit_from_hf(model)
 
 
 def _pair(size) -> tuple[int, int]:
@@ -212,12 +172,42 @@ HF_NAMES = {
 def hf_name(ours: str) -> str:
     """transformers' name for one of our tensors, e.g. 'layers.0.self_attn.w_q.weight'
     -> 'vit.layers.0.attention.q_proj.weight'."""
-    if ours.startswith("layers."):
-        _, i, rest = ours.split(".", 2)
-        for theirs, mine in HF_NAMES["layer"]:
-            if rest.startswith(mine + "."):
-                return f"vit.layers.{i}.{theirs}{rest[len(mine) :]}"
-    for theirs, mine in HF_NAMES["model"]:
-        if ours == mine or ours.startswith(mine + "."):
-            return theirs + ours[len(mine) :]
-    raise ValueError(f"no transformers name for {ours!r}")
+    return convert.hf_name(ours, HF_NAMES, "vit.layers.{}.")
+
+
+def vit_from_hf(model) -> ViT:
+    """Our :class:`ViT` with the config and weights of a ``transformers``
+    ``ViTForImageClassification``, on its dtype and device and in its mode."""
+    check_source(model, "ViTForImageClassification")
+    hf = model.config
+    check_supported(
+        {
+            "hidden_act": (hf.hidden_act, "gelu"),
+            "qkv_bias": (hf.qkv_bias, True),
+            "image_size is square": (
+                _pair(hf.image_size)[0] == _pair(hf.image_size)[1],
+                True,
+            ),
+            "attention_probs_dropout_prob": (
+                hf.attention_probs_dropout_prob,
+                hf.hidden_dropout_prob,
+            ),
+        },
+        "ours has GELU with erf, query/key/value biases, square images and one dropout",
+    )
+    config = ViTConfig(
+        image_size=_pair(hf.image_size)[0],
+        patch_size=hf.patch_size,
+        in_channels=hf.num_channels,
+        num_classes=hf.num_labels,
+        num_layers=hf.num_hidden_layers,
+        num_heads=hf.num_attention_heads,
+        d_model=hf.hidden_size,
+        dim_feedforward=hf.intermediate_size,
+        dropout=hf.hidden_dropout_prob,
+        layer_norm_eps=hf.layer_norm_eps,
+    )
+    theirs = model.state_dict()
+    first = next(iter(theirs.values()))
+    ours = build_like(lambda: ViT(config), first, model.training)
+    return copy_weights(ours, theirs, hf_name)
