@@ -27,6 +27,7 @@ from utils import (
     tokenizers,
     train,
     transformer,
+    vit,
 )
 from utils.experiments import (
     bigram,
@@ -307,6 +308,39 @@ CASES = [
         nn.Transformer(8, 2, 1, 1, 16, batch_first=True, activation="gelu")), "relu"),
     ("converter", lambda: transformer.Transformer.from_torch(
         nn.Transformer(8, 2, 1, 1, 16, batch_first=True, bias=False)), "bias"),
+    # --- non-finite: NaN or inf where it would give a silent result ---
+    ("non-finite", lambda: igpt.PixelTokenizer(2).fit(torch.rand(2, 4, 4)).encode(
+        torch.full((1, 4, 4), float("nan"))), "images must be finite"),
+    ("non-finite", lambda: igpt.PixelTokenizer(2).fit(
+        torch.tensor([[[0.0, float("inf")]]])), "images must be finite"),
+    ("non-finite", lambda: sampling.next_token_probs(torch.randn(2, 5), float("inf")),
+     "temperature must be finite"),
+    ("non-finite", lambda: sampling.sample_next(
+        torch.tensor([[0.0, float("nan")]]), torch.Generator()), "NaN"),
+    ("non-finite", lambda: sampling.sample_next(
+        torch.full((1, 3), float("-inf")), torch.Generator()), "every token"),
+    # --- empty: nothing to work on ---
+    ("empty", lambda: data.load_corpus([]), "at least one book"),
+    ("empty", lambda: data.split_corpus(val_share=1.0), "training text empty"),
+    ("empty", lambda: data.split_corpus(val_share=0.0), "validation text empty"),
+    ("empty", lambda: _rnn_seq2seq()(torch.tensor([[3, 4], [0, 0]]),
+                                     torch.ones(2, 2).long()), r"rows \[1\] are all padding"),
+    ("empty", lambda: train.cross_entropy(torch.randn(2, 4), torch.full((2,), -100)),
+     "every target is ignore_index"),
+    # --- flags and ids of the wrong type ---
+    ("type", lambda: _mha()(x3, x3, x3, need_weights="True"), "need_weights"),
+    ("type", lambda: _rnn_seq2seq()(ids[:, :2] % 6 + 1, ids[:, :2] % 5,
+                                    need_weights="False"), "need_weights"),
+    ("type", lambda: _rnn_seq2seq().greedy_decode(ids % 6 + 1, eos_id="2"), "eos_id"),
+    ("range", lambda: _rnn_seq2seq().greedy_decode(ids % 6 + 1, eos_id=99), "eos_id"),
+    ("range", lambda: igpt.with_start(ids, -1), "start_id"),
+    ("range", lambda: train.accuracy(torch.randn(2, 4), torch.tensor([0, 4])),
+     r"targets must be in \[0, 4\)"),
+    ("range", lambda: _gpt()(ids, ids + 1), r"targets must be in \[0, 10\)"),
+    ("type", lambda: vit.patchify(torch.rand(1, 1, 4, 4), 0), "patch_size"),
+    ("type", lambda: train.train(nn.Linear(2, 1), iter([(torch.ones(3, 2),)] * 2),
+                                 lambda m, b: m(b[0])[:, 0], train.TrainConfig(steps=1)),
+     "scalar tensor"),
 ]
 
 
@@ -331,7 +365,21 @@ def test_misuse_raises_a_value_error_that_names_the_problem(kind, call, words):
 def test_every_class_of_misuse_has_cases():
     kinds = {kind for kind, _, _ in CASES}
     assert kinds == {"type", "shape", "dtype", "range", "vocabulary", "broadcast", "mask",
-                     "converter"}
+                     "converter", "non-finite", "empty"}
+
+
+def test_helpers_leave_the_global_random_state_and_the_mode_alone():
+    import random
+
+    state = random.getstate()
+    data.load_digits()
+    assert random.getstate() == state
+    model = gpt.GPT(gpt.GPTConfig(vocab_size=10, block_size=8, num_layers=1,
+                                  num_heads=2, d_model=8, dropout=0.5)).train()
+    prompt = torch.zeros(1, 2, dtype=torch.long)
+    sampled = model.generate(prompt, 6, seed=3)
+    assert model.training  # its mode is restored
+    assert torch.equal(sampled, model.eval().generate(prompt, 6, seed=3))
 
 
 # --- the same contract over generated inputs ---

@@ -81,10 +81,10 @@ def test_attention_weights_are_a_distribution_over_the_real_source_words():
     ours = _model(True)
     src, tgt = _batch()
     with torch.no_grad():
-        _, weights = ours(src, tgt, return_weights=True)  # (B, T, S)
+        _, weights = ours(src, tgt, need_weights=True)  # (B, T, S)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4))
     assert (weights[src[:, None, :].expand_as(weights) == PAD] == 0).all()
-    assert _model(False)(src, tgt, return_weights=True)[1] is None
+    assert _model(False)(src, tgt, need_weights=True)[1] is None
 
 
 def _rows(ids):

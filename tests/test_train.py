@@ -193,8 +193,26 @@ def test_accuracy():
     assert train.accuracy(
         logits[0], torch.tensor([1, 1, 0, 1]), ignore_index=0
     ) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match=r"targets must have shape \(1, 4\)"):
+    with pytest.raises(ValueError, match=r"shaped like logits .*\(1, 4\), got \(1, 3\)"):
         train.accuracy(logits, targets[:, :3])
+
+
+@pytest.mark.parametrize("score", [train.accuracy, train.cross_entropy])
+def test_targets_out_of_range_or_all_ignored_are_refused(score):
+    logits = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 4\) .* from 0 to 4"):
+        score(logits, torch.tensor([[0, 1, 2], [3, 4, -100]]))
+    with pytest.raises(ValueError, match=r"from -1 to 3"):
+        score(logits, torch.tensor([[0, 1, 2], [3, -1, 0]]))
+    with pytest.raises(ValueError, match="every target is ignore_index=-100"):
+        score(logits, torch.full((2, 3), -100))
+
+
+def test_train_refuses_a_loss_that_is_not_one_number():
+    per_example = lambda model, batch: (model(batch[0]) - batch[1]).pow(2)[:, 0]  # noqa: E731
+    with pytest.raises(ValueError, match=r"scalar tensor, got \(32,\)"):
+        train.train(nn.Linear(2, 1), _regression_batches(), per_example,
+                    train.TrainConfig(steps=2))
 
 
 # --- parameter counts ---------------------------------------------------------------------------------

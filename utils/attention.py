@@ -160,6 +160,7 @@ def attend(
     """
     _check_qkv(q, k, v)
     check_probability("dropout_p", dropout_p)
+    check_bool("need_weights", need_weights)
     if mask is not None:
         check_mask(mask, (*q.shape[:-1], k.shape[-2]))
     # On the CPU, for short sequences, the explicit product is faster than the fused

@@ -91,6 +91,16 @@ def check_tensor(
     return x
 
 
+def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """A tensor without NaN or infinite values (they would give a silent result)."""
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        raise ValueError(
+            f"{name} must be finite, got {int(bad.sum())} NaN or infinite values"
+        )
+    return x
+
+
 def check_ids(name: str, ids, vocab_size: int) -> torch.Tensor:
     """A (B, T) long tensor of token ids in [0, vocab_size)."""
     check_tensor(name, ids, ("B", "T"), dtype=torch.long)

@@ -12,6 +12,7 @@ that can draw one batch, and :func:`random_chunks` for language modelling.
 
 import importlib.util
 import json
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,9 +45,11 @@ def load_mnist(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)``: images ``(1797, 8, 8)`` in [0, 1], labels ``(1797,)``."""
+    state = random.getstate()  # the first import of scikit-learn draws from it
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
+    random.setstate(state)
     images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
     return images, torch.tensor(digits.target, dtype=torch.int64)
 
@@ -79,6 +82,8 @@ def load_corpus(books: list[str] | None = None) -> str:
         if unknown:
             raise ValueError(f"unknown book(s) {unknown}; e.g. {sorted(known)[:5]}")
         verses = [v for v in verses if v["book"] in books]
+        if not verses:
+            raise ValueError("books must name at least one book, got books=[]")
     return "\n".join(v["text"] for v in verses) + "\n"
 
 
@@ -133,6 +138,9 @@ def split_corpus(
     is_val = torch.rand(len(lines), generator=generator) < val_share
     train_text = "".join(line for line, v in zip(lines, is_val) if not v)
     val_text = "".join(line for line, v in zip(lines, is_val) if v)
+    if not train_text or not val_text:
+        empty = "validation" if train_text else "training"
+        raise ValueError(f"val_share={val_share} leaves the {empty} text empty")
     return CorpusSplit(train_text, val_text, book_verses, n_test)
 
 

@@ -217,7 +217,8 @@ class GPT(nn.Module):
         `seed` (an int or a ``torch.Generator``). With ``use_cache`` the keys and values
         of earlier tokens are kept, so each step feeds only the newest token. Once the
         context is full, both paths restart from the last `block_size` tokens, so the
-        outputs with and without the cache are the same.
+        outputs with and without the cache are the same. Dropout is off while it
+        samples (eval mode); the model's mode is restored afterwards.
         """
         check_int("max_new_tokens", max_new_tokens, minimum=0)
         check_bool("use_cache", use_cache)
@@ -227,6 +228,8 @@ class GPT(nn.Module):
             self.config.block_size,
             None,
         )
+        training = self.training
+        self.eval()
         for _ in range(max_new_tokens):
             if use_cache and cache is not None and len(cache[0]) < block_size:
                 h = self.hidden_states(idx[:, -1:], cache)  # the newest token only
@@ -238,6 +241,7 @@ class GPT(nn.Module):
                 logits, generator, temperature, top_k, top_p
             )  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
+        self.train(training)
         return idx
 
     @classmethod

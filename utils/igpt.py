@@ -9,7 +9,7 @@ starts every sequence. Nothing here changes the model; only the tokens are new.
 import torch
 import torch.nn.functional as F
 
-from utils.checks import check_int, check_tensor
+from utils.checks import check_finite, check_int, check_tensor
 from utils.env import make_generator
 from utils.gpt import KVCache
 from utils.sampling import sample_next
@@ -76,6 +76,7 @@ class PixelTokenizer:
     @staticmethod
     def _check_images(images) -> None:
         check_tensor("images", images, ("B", "H", "W"), floating=True)
+        check_finite("images", images)
 
 
 def downsample(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
@@ -92,6 +93,7 @@ def downsample(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
 def with_start(ids: torch.Tensor, start_id: int) -> torch.Tensor:
     """(B, N) pixel ids -> (B, N + 1) with the start token in front."""
     check_tensor("ids", ids, ("B", "N"), dtype=torch.long)
+    check_int("start_id", start_id, 0)
     start = torch.full((ids.shape[0], 1), start_id, dtype=torch.long)
     return torch.cat([start, ids], dim=1)
 

@@ -67,6 +67,9 @@ class RNNSeq2Seq(nn.Module):
         """src ids (B, S) -> the decoder's first state. Padded steps change nothing."""
         check_ids("src", src, self.config.src_vocab_size)
         src_real = src != self.config.pad_id  # (B, S)
+        if not src_real.any(dim=1).all():
+            empty = (~src_real.any(dim=1)).nonzero()[:, 0].tolist()
+            raise ValueError(f"src rows {empty} are all padding: nothing to encode")
         x = self.src_embedding(src)  # (B, S, d_embed)
         h = c = x.new_zeros(len(src), self.config.hidden_size)  # (B, H)
         states = []
@@ -101,14 +104,15 @@ class RNNSeq2Seq(nn.Module):
         out = h if weights is None else torch.cat([h, context], dim=-1)
         return self.head(out), (h, c, memory, src_real), weights
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor, return_weights=False):
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, need_weights=False):
         """Teacher forcing: the decoder reads the true previous token at every step.
 
-        Returns logits (B, T, V), and with ``return_weights=True`` also the attention
+        Returns logits (B, T, V), and with ``need_weights=True`` also the attention
         weights (B, T, S) (None without attention).
         """
         check_ids("tgt", tgt, self.config.tgt_vocab_size)
         check_same_batch(src=src, tgt=tgt)
+        check_bool("need_weights", need_weights)
         state = self.encode(src)
         logits, weights = [], []
         for t in range(tgt.shape[1]):
@@ -116,7 +120,7 @@ class RNNSeq2Seq(nn.Module):
             logits.append(step_logits)
             weights.append(step_weights)
         logits = torch.stack(logits, dim=1)  # (B, T, V)
-        if not return_weights:
+        if not need_weights:
             return logits
         return logits, None if self.score is None else torch.stack(weights, dim=1)
 
@@ -130,7 +134,10 @@ class RNNSeq2Seq(nn.Module):
         """
         c = self.config
         check_int("max_new_tokens", max_new_tokens)
-        eos_id = c.eos_id if eos_id is None else eos_id
+        if eos_id is None:
+            eos_id = c.eos_id
+        elif not check_int("eos_id", eos_id, 0) < c.tgt_vocab_size:
+            raise ValueError(f"eos_id={eos_id} is not below tgt_vocab_size")
         state = self.encode(src)
         token = torch.full((len(src),), c.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(len(src), dtype=torch.bool, device=src.device)

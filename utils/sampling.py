@@ -23,7 +23,12 @@ def next_token_probs(
     decoding instead of overflowing.
     """
     check_tensor("logits", logits, ("B", "V"), floating=True)
-    check_positive("temperature", temperature)
+    if logits.isnan().any() or (logits == float("inf")).any():
+        raise ValueError("logits must not be NaN or +inf (-inf rules a token out)")
+    if (logits == float("-inf")).all(dim=-1).any():
+        raise ValueError("logits rule out every token of a row (all -inf)")
+    if check_positive("temperature", temperature) == float("inf"):
+        raise ValueError("temperature must be finite, got temperature=inf")
     if top_k is not None:
         check_int("top_k", top_k)
     if top_p is not None:

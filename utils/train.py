@@ -21,7 +21,30 @@ from utils.checks import (
     check_int,
     check_number,
     check_positive,
+    check_tensor,
 )
+
+
+def check_targets(logits, targets, ignore_index: int = -100) -> torch.Tensor:
+    """Class ids shaped like (..., V) logits without V: long, in [0, V) or
+    `ignore_index`. Returns the mask of the positions that count."""
+    check_tensor("logits", logits, floating=True)
+    if targets.dtype != torch.long or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"targets must be long ids shaped like logits without the last "
+            f"dimension {tuple(logits.shape[:-1])}, got {tuple(targets.shape)} "
+            f"and dtype {targets.dtype}"
+        )
+    keep = targets != ignore_index  # (...)
+    if not keep.any():
+        raise ValueError(f"every target is ignore_index={ignore_index}: no targets")
+    V, kept = logits.shape[-1], targets[keep]
+    if kept.min() < 0 or kept.max() >= V:
+        raise ValueError(
+            f"targets must be in [0, {V}) or ignore_index={ignore_index}, got "
+            f"targets from {kept.min().item()} to {kept.max().item()}"
+        )
+    return keep
 
 
 def cross_entropy(
@@ -32,12 +55,7 @@ def cross_entropy(
     Works for classes (B, V) and for tokens (B, T, V); targets equal to `ignore_index`
     (padding) are left out of the mean.
     """
-    if targets.dtype != torch.long or logits.shape[:-1] != targets.shape:
-        raise ValueError(
-            f"targets must be long ids shaped like logits without the last "
-            f"dimension {tuple(logits.shape[:-1])}, got {tuple(targets.shape)} "
-            f"and dtype {targets.dtype}"
-        )
+    check_targets(logits, targets, ignore_index)
     return F.cross_entropy(
         logits.flatten(0, -2), targets.flatten(), ignore_index=ignore_index
     )
@@ -51,12 +69,7 @@ def accuracy(
 
     Targets equal to `ignore_index` are left out.
     """
-    if logits.shape[:-1] != targets.shape:
-        raise ValueError(
-            f"targets must have shape {tuple(logits.shape[:-1])}, "
-            f"got {tuple(targets.shape)}"
-        )
-    keep = targets != ignore_index
+    keep = check_targets(logits, targets, ignore_index)
     return (logits.argmax(-1) == targets)[keep].float().mean().item()
 
 
@@ -144,6 +157,9 @@ def train(
                 "pass an endless iterator"
             )
         loss = loss_fn(model, batch)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss)
+            raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss became {loss.item()} at step {step}; lower lr or clip gradients"

@@ -65,6 +65,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, C·P·P): the patches in raster order, each flattened
     channel by channel (the order of a Conv2d weight's input dimensions)."""
     check_tensor("images", images, ("B", "C", "H", "W"), floating=True)
+    check_int("patch_size", patch_size)
     check_divisible("image height", images.shape[2], "patch_size", patch_size)
     check_divisible("image width", images.shape[3], "patch_size", patch_size)
     return F.unfold(images, patch_size, stride=patch_size).transpose(1, 2)

@@ -54,7 +54,7 @@ def alignment(model, number: int):
     ids = [i for i in generated.tolist() if i != number_words.PAD]
     tgt_in = torch.tensor([[number_words.BOS] + ids[:-1]])  # what the decoder read
     with torch.no_grad():
-        _, weights = model(src, tgt_in, return_weights=True)
+        _, weights = model(src, tgt_in, need_weights=True)
     if weights is None:
         raise ValueError("alignment needs a model with attention (attention=True)")
     outputs = [number_words.TGT_VOCAB[i] for i in ids]
