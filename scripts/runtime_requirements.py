@@ -1,7 +1,9 @@
-"""Write binder/requirements.txt: the runtime packages only, pinned as in the lock.
+"""Write environment.yml: the runtime packages only, pinned as in the lock.
 
-Binder (and Thebe, which runs on the same image) needs what the chapters import, not the
-developer tools. This script takes the course's declared dependencies (pyproject.toml) and
+It is the environment conda users create (``conda env create -f environment.yml``) and
+the one Binder builds (repo2docker reads a top-level environment.yml as long as there is
+no binder/ folder, and installs the local ``-e .`` after copying the repository, so no
+postBuild is needed). Both need what the chapters import, not the developer tools. This script takes the course's declared dependencies (pyproject.toml) and
 the kernel, follows their requirements through the installed packages, and pins each one
 at the version of requirements.txt. torch is the CPU build from PyTorch's CPU wheel index:
 the default index's Linux wheel is the CUDA build, several GB of nvidia-* packages.
@@ -18,9 +20,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "binder" / "requirements.txt"
+OUTPUT = ROOT / "environment.yml"
+PYTHON = "3.11"  # the version the course is tested with
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-KERNEL = ["ipykernel"]  # Jupyter itself comes with the Binder image
+KERNEL = ["ipykernel"]  # Jupyter itself comes with the Binder image (and conda's)
 INSTALLER = {
     "pip",
     "setuptools",
@@ -28,10 +31,18 @@ INSTALLER = {
 }  # every environment has them; not in the lock
 
 HEADER = f"""\
-# Binder's runtime environment, written by scripts/runtime_requirements.py from the lock.
-# The course package itself is installed by binder/postBuild.
---extra-index-url {TORCH_CPU_INDEX}
+# The course's runtime environment, for conda (conda env create -f environment.yml) and
+# for Binder. Written by scripts/runtime_requirements.py from the lock: run `make lock`.
+name: attention-step-by-step
+channels:
+  - conda-forge
+dependencies:
+  - python={PYTHON}
+  - pip
+  - pip:
+      - --extra-index-url {TORCH_CPU_INDEX}
 """
+PACKAGE = "      - -e .  # the course itself, utils/\n"
 
 
 def lock_pins() -> dict[str, str]:
@@ -70,8 +81,8 @@ def runtime_requirements() -> str:
                 f"{name} is needed at run time but requirements.txt does not pin it"
             )
         version = pins[name] + ("+cpu" if name == "torch" else "")
-        lines.append(f"{name}=={version}")
-    return HEADER + "\n".join(lines) + "\n"
+        lines.append(f"      - {name}=={version}\n")
+    return HEADER + "".join(lines) + PACKAGE
 
 
 if __name__ == "__main__":

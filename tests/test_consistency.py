@@ -1,5 +1,5 @@
 """The descriptions of the environment agree: requirements.txt (the lock), pyproject.toml
-(the package) and binder/ (Binder's runtime environment)."""
+(the package) and environment.yml (conda's and Binder's runtime environment)."""
 
 import re
 import sys
@@ -64,10 +64,16 @@ def test_the_tested_python_is_in_the_supported_range():
     assert _requires_python().contains(".".join(map(str, sys.version_info[:3])))
 
 
-def test_binder_python_is_in_the_supported_range():
-    runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
-    assert re.fullmatch(r"python-3\.\d+", runtime), runtime
-    assert _requires_python().contains(runtime.removeprefix("python-") + ".0")
+def _environment() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def test_the_environments_python_is_in_the_supported_range():
+    python = [d for d in _environment()["dependencies"] if str(d).startswith("python=")]
+    assert len(python) == 1, python
+    assert _requires_python().contains(python[0].removeprefix("python=") + ".0")
 
 
 def test_lock_has_no_cuda_packages():
@@ -75,22 +81,33 @@ def test_lock_has_no_cuda_packages():
     assert not cuda, f"the lock pins CUDA packages {cuda}: torch was not the CPU build"
 
 
-def test_binder_requirements_are_the_runtime_part_of_the_lock():
+def test_the_environment_is_the_runtime_part_of_the_lock():
     sys.path.insert(0, str(ROOT / "scripts"))
     from runtime_requirements import runtime_requirements
 
-    written = (ROOT / "binder" / "requirements.txt").read_text()
+    written = (ROOT / "environment.yml").read_text()
     assert written == runtime_requirements(), (
-        "binder/requirements.txt is out of date: run `make lock` "
+        "environment.yml is out of date: run `make lock` "
         "(or python scripts/runtime_requirements.py)"
     )
-    assert "\ntorch==" in written and "+cpu" in written
-    assert not any(tool in written for tool in ("\npytest==", "\nruff==", "\njupyter-book="))
+    pip = next(d["pip"] for d in _environment()["dependencies"] if isinstance(d, dict))
+    pins = dict(line.split("==") for line in pip if "==" in line)
+    lock = _lock()
+    assert pins["torch"].endswith("+cpu")
+    differ = [
+        n
+        for n, v in pins.items()
+        if Version(v.removesuffix("+cpu")) != lock[canonicalize_name(n)]
+    ]
+    assert not differ, f"pins that differ from the lock's: {differ}"
+    assert not {"pytest", "ruff", "jupyter-book"} & set(pins)
 
 
-def test_binder_installs_the_package():
-    post_build = (ROOT / "binder" / "postBuild").read_text()
-    assert "pip install --no-deps" in post_build and "-e ." in post_build
+def test_binder_builds_from_environment_yml_and_installs_the_package():
+    # repo2docker ignores top-level files when a binder/ or .binder/ folder exists
+    assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists()
+    pip = next(d["pip"] for d in _environment()["dependencies"] if isinstance(d, dict))
+    assert pip[-1] == "-e ."  # installed once the repository is copied in
 
 
 def test_makefile_and_ci_use_the_lock():

@@ -1,5 +1,5 @@
 """What a learner outside this repository runs, in a clean virtual environment that holds
-only Binder's runtime packages (binder/requirements.txt): a downloaded chapter, whose first
+only Binder's runtime packages (the pip pins of environment.yml): a downloaded chapter, whose first
 cell installs the course package, and the chapters in a live JupyterLab, as on Binder, with
 a slider moved and its figure redrawn by the kernel.
 """
@@ -46,9 +46,9 @@ def runtime(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("runtime")
     subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True)
     python = base / "venv" / "bin" / "python"
-    lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    lines = (ROOT / "environment.yml").read_text().splitlines()
     pins = base / "runtime.txt"
-    pins.write_text("\n".join(x for x in lines if not x.startswith("--")) + "\n")
+    pins.write_text("".join(x.split("- ")[1] + "\n" for x in lines if "==" in x))
     _pip(python, "-r", str(pins))
     source = base / "source"  # what pip would fetch from the release tag
     source.mkdir()
