@@ -56,31 +56,20 @@ TOLERANCE = 1e-5  # largest parameter difference --check accepts
 
 @dataclass
 class Config:
-    """What fixes the run's numbers: model, data and optimizer (a checkpoint's too)."""
+    """What fixes the run's numbers: the model, the batches and the optimizer (a
+    checkpoint's too)."""
 
-    vocab_size: int  # distinct characters of the corpus
-    num_layers: int = 3  # the defaults are chapter 7's model
-    num_heads: int = 4
-    d_model: int = 96
-    block_size: int = 64  # tokens per sequence
+    model: GPTConfig  # chapter 7's, from the command line's defaults
     global_batch: int = 32  # sequences per step, over all processes together
     lr: float = 3e-3  # AdamW's learning rate
     seed: int = 0  # initial weights and batches
 
     def __post_init__(self):
+        if not isinstance(self.model, GPTConfig):
+            raise ValueError(f"model must be a GPTConfig, got {self.model!r}")
         check_int("global_batch", self.global_batch)
         check_positive("lr", self.lr)
         check_int("seed", self.seed, minimum=0)
-        self.model_config()  # checks the model's fields
-
-    def model_config(self) -> GPTConfig:
-        return GPTConfig(
-            vocab_size=self.vocab_size,
-            block_size=self.block_size,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            d_model=self.d_model,
-        )
 
 
 def read_corpus(path: str | None = None) -> str:
@@ -99,13 +88,14 @@ def global_batch(step: int, ids: torch.Tensor, config: Config):
     and a resumed run draws batch k without drawing batches 1..k-1 first.
     """
     seed = config.seed * 2**32 + step  # one seed per (seed, step)
-    return next(random_chunks(ids, config.global_batch, config.block_size, seed))
+    block_size = config.model.block_size
+    return next(random_chunks(ids, config.global_batch, block_size, seed))
 
 
 def new_model(config: Config, device: torch.device):
     """A GPT with the seed's initial weights (the same in every process), and AdamW."""
     set_seed(config.seed)
-    model = GPT(config.model_config()).to(device)
+    model = GPT(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     return model, optimizer
 
@@ -151,7 +141,7 @@ def train(
     distributed = isinstance(model, DDP)
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = next(model.parameters()).device
-    tokens_per_step = config.global_batch * config.block_size
+    tokens_per_step = config.global_batch * config.model.block_size
     losses, clock, last_logged = {}, time.perf_counter(), start
     for step in range(start + 1, steps + 1):
         x, y = global_batch(step, ids, config)  # (B, T) each, the same everywhere
@@ -181,8 +171,14 @@ def save_checkpoint(directory, model: GPT, optimizer, step: int, config: Config)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, directory / "model.safetensors")  # stores the tied weight once
     torch.save(optimizer.state_dict(), directory / "optimizer.pt")
-    run = {"step": step, "config": asdict(config)}
+    run = {"step": step, "config": _flat(config)}
     (directory / "run.json").write_text(json.dumps(run, indent=1))
+
+
+def _flat(config: Config) -> dict:
+    """The config as one flat dict, the model's fields first."""
+    run = asdict(config)
+    return {**run.pop("model"), **run}
 
 
 def load_checkpoint(directory, model: GPT, optimizer, config: Config) -> int:
@@ -191,7 +187,7 @@ def load_checkpoint(directory, model: GPT, optimizer, config: Config) -> int:
     if not (directory / "run.json").is_file():
         raise ValueError(f"no checkpoint to resume from in {directory}")
     run = json.loads((directory / "run.json").read_text())
-    ours = asdict(config)
+    ours = _flat(config)
     different = [
         f"{name}={value} (checkpoint) vs {ours.get(name)} (now)"
         for name, value in run["config"].items()
@@ -324,44 +320,63 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def build(args, world: int):
+    """Check the command line; the tokens, the config, the model, the optimizer and
+    the step to start from (a checkpoint's with --resume)."""
+    check_divisible("global_batch", args.global_batch, "world_size", world)
+    for name in ("steps", "log_every", "save_every"):
+        check_int(name, getattr(args, name))
+    if args.threads is not None:
+        check_int("threads", args.threads)
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume needs --checkpoint DIR")
+    text = read_corpus(args.corpus)
+    tokenizer = CharTokenizer(text)
+    ids = tokenizer.encode(text)  # (N,)
+    model_config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=args.block_size,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        d_model=args.d_model,
+    )
+    config = Config(model_config, args.global_batch, args.lr, args.seed)
+    if len(ids) <= args.block_size:
+        raise ValueError(
+            f"the corpus has {len(ids)} characters, not more than "
+            f"block_size={args.block_size}"
+        )
+    model, optimizer = new_model(config, local_device())
+    start = 0
+    if args.resume:
+        start = load_checkpoint(args.checkpoint, model, optimizer, config)
+    if start >= args.steps:
+        raise ValueError(f"the checkpoint is at step {start}, not before --steps")
+    return ids, config, model, optimizer, start
+
+
+def report(model, args, config, losses, seconds, start, world, threads) -> dict:
+    """One line of JSON for the chapter: speed, all-reduce time, final loss."""
+    tokens = (args.steps - start) * config.global_batch * config.model.block_size
+    return {
+        "world_size": world,
+        "threads": threads,
+        "start": start,
+        "steps": args.steps,
+        "tokens_per_s": tokens / seconds,  # all processes'
+        "allreduce_s_per_step": allreduce_seconds(model),
+        "final_loss": losses[args.steps],
+        "parameters": count_parameters(model),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", 1))  # set by torchrun
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))  # on this machine
     threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
     try:  # a bad configuration: a clear message and exit status 1, before training
-        check_divisible("global_batch", args.global_batch, "world_size", world)
-        for name in ("steps", "log_every", "save_every"):
-            check_int(name, getattr(args, name))
-        if args.threads is not None:
-            check_int("threads", args.threads)
-        if args.resume and args.checkpoint is None:
-            raise ValueError("--resume needs --checkpoint DIR")
-        text = read_corpus(args.corpus)
-        tokenizer = CharTokenizer(text)
-        ids = tokenizer.encode(text)  # (N,)
-        config = Config(
-            vocab_size=tokenizer.vocab_size,
-            num_layers=args.num_layers,
-            num_heads=args.num_heads,
-            d_model=args.d_model,
-            block_size=args.block_size,
-            global_batch=args.global_batch,
-            lr=args.lr,
-            seed=args.seed,
-        )
-        if len(ids) <= config.block_size:
-            raise ValueError(
-                f"the corpus has {len(ids)} characters, not more than "
-                f"block_size={config.block_size}"
-            )
-        device = local_device()
-        model, optimizer = new_model(config, device)
-        start = 0
-        if args.resume:
-            start = load_checkpoint(args.checkpoint, model, optimizer, config)
-        if start >= args.steps:
-            raise ValueError(f"the checkpoint is at step {start}, not before --steps")
+        ids, config, model, optimizer, start = build(args, world)
     except ValueError as error:
         raise SystemExit(f"train_ddp.py: error: {error}") from None
 
@@ -371,7 +386,7 @@ def main(argv=None) -> int:
         start_state = copy.deepcopy(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
         )
-    join_process_group(device)
+    join_process_group(next(model.parameters()).device)
     ddp = DDP(model)  # broadcasts process 0's weights (the same here) to the others
     clock = time.perf_counter()
     losses = train(
@@ -385,17 +400,8 @@ def main(argv=None) -> int:
         checkpoint=args.checkpoint,
         save_every=args.save_every,
     )
-    tokens = (args.steps - start) * config.global_batch * config.block_size
-    summary = {
-        "world_size": world,
-        "threads": threads,
-        "start": start,
-        "steps": args.steps,
-        "tokens_per_s": tokens / (time.perf_counter() - clock),  # all processes'
-        "allreduce_s_per_step": allreduce_seconds(model),
-        "final_loss": losses[args.steps],
-        "parameters": count_parameters(model),
-    }
+    seconds = time.perf_counter() - clock
+    summary = report(model, args, config, losses, seconds, start, world, threads)
     passed = True
     if dist.get_rank() == 0:
         print(json.dumps(summary), flush=True)

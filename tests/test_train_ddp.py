@@ -87,7 +87,9 @@ def test_check_fails_when_ddp_does_not_average_gradients(tmp_path):
 
 
 def test_compare_parameters_reports_a_perturbation():
-    config = train_ddp.Config(vocab_size=20, num_layers=1, num_heads=2, d_model=16)
+    config = train_ddp.Config(
+        train_ddp.GPTConfig(vocab_size=20, num_layers=1, num_heads=2, d_model=16)
+    )
     model, _ = train_ddp.new_model(config, torch.device("cpu"))
     same, _ = train_ddp.new_model(config, torch.device("cpu"))
     assert train_ddp.compare_parameters(model, same) == (0.0, True)
@@ -138,7 +140,9 @@ def test_resume_in_one_process_continues_exactly(tmp_path, small_corpus, capsys)
 
 
 def test_global_batch_is_a_function_of_the_step():
-    config = train_ddp.Config(vocab_size=50, block_size=8, global_batch=6)
+    config = train_ddp.Config(
+        train_ddp.GPTConfig(vocab_size=50, block_size=8), global_batch=6
+    )
     ids = torch.arange(1000) % 50
     x, y = train_ddp.global_batch(7, ids, config)
     assert x.shape == y.shape == (6, 8) and torch.equal(x[:, 1:], y[:, :-1])
@@ -187,7 +191,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, small_corpus, capsys)
         train_ddp.main(f"{resume} --d-model 48 --block-size 16".split())
     assert str(refused.value) == (
         f"train_ddp.py: error: the checkpoint in {checkpoint} is of another config: "
-        "d_model=32 (checkpoint) vs 48 (now), block_size=64 (checkpoint) vs 16 (now)"
+        "block_size=64 (checkpoint) vs 16 (now), d_model=32 (checkpoint) vs 48 (now)"
     )
     other_text = tmp_path / "other.txt"
     other_text.write_text("abc " * 100)  # 4 characters, not the first corpus's
