@@ -11,6 +11,18 @@ import torch
 CMAP = "viridis"  # sequential values: weights, gradients, activations
 DIVERGING_CMAP = "RdBu_r"  # signed values: encodings, weight matrices
 
+# The course palette (Okabe-Ito, safe for colour-blind readers): one role, one colour,
+# in every figure and diagram
+QUERY = "#0072B2"  # blue
+KEY = "#E69F00"  # orange
+VALUE = "#009E73"  # bluish green
+ENCODER = "#56B4E9"  # sky blue (fills)
+DECODER = "#D55E00"  # vermillion (fills)
+STATE = "#CC79A7"  # reddish purple: recurrent state, and a third category
+MASKED = "#DDDDDD"  # light grey, hatched: forbidden or hidden positions
+EDGE = "#999999"  # outlines of masked boxes
+TEXT = "#333333"  # text and arrows
+
 
 def use_course_style():
     """Matplotlib defaults used throughout the book."""

@@ -15,6 +15,7 @@ import torch
 
 from utils.checks import check_int
 from utils.gpt import GPT, GPTConfig
+from utils.plot import KEY, QUERY, VALUE
 from utils.train import count_parameters
 
 BYTES = {"weights": 4, "gradients": 4, "optimizer": 8}  # per parameter, fp32 AdamW
@@ -76,7 +77,7 @@ def draw_memory(fig, world: int = 2, model: str = "GPT-2 small", models=None):
         raise ValueError(f"model must be one of {list(models)}, got {model!r}")
     parameters = models[model]
     ax = fig.subplots()
-    colours = {"weights": "#0072B2", "gradients": "#E69F00", "optimizer": "#009E73"}
+    colours = {"weights": QUERY, "gradients": KEY, "optimizer": VALUE}
     names = list(SHARDED)
     bottom = [0.0] * len(names)
     for kind, colour in colours.items():

@@ -16,11 +16,20 @@ from utils.bert import Bert, mask_tokens
 from utils.checks import check_int, check_number, check_tensor
 from utils.data import endless_batches
 from utils.env import make_generator, split_generator
-from utils.plot import attention_map
+from utils.plot import (
+    EDGE,
+    ENCODER,
+    KEY,
+    MASKED,
+    QUERY,
+    STATE,
+    TEXT,
+    attention_map,
+)
 
 MASK = "_"  # the character models' [MASK] symbol (the corpus has no underscore)
 # colours of what a chosen token becomes (Okabe-Ito, as in every diagram)
-FATE_COLOURS = {"[MASK]": "#E69F00", "random": "#CC79A7", "unchanged": "#56B4E9"}
+FATE_COLOURS = {"[MASK]": KEY, "random": STATE, "unchanged": ENCODER}
 
 
 def mlm_batches(
@@ -231,7 +240,7 @@ def draw_corruption(ax, rows, width: float = 100.0) -> None:
                 w - 0.4,
                 1.3,
                 facecolor=colour,
-                edgecolor="#999999",
+                edgecolor=EDGE,
                 alpha=0.55 if fate else 1.0,
             )
         )
@@ -242,7 +251,7 @@ def draw_corruption(ax, rows, width: float = 100.0) -> None:
             ha="center",
             va="center",
             fontsize=8,
-            color="#333333",
+            color=TEXT,
         )
         ax.text(
             x + (w - 0.4) / 2,
@@ -330,8 +339,6 @@ def encode_sentences(tokenizer, sentences: list[str]):
 
 # --- the chapter's diagrams ---
 
-QUERY, ENCODER, FORBIDDEN = "#0072B2", "#56B4E9", "#DDDDDD"
-
 
 def draw_mask_grid(ax, allowed, tokens: list[str], title: str) -> None:
     """A T×T mask: rows are queries, columns keys; forbidden cells grey and hatched."""
@@ -344,7 +351,7 @@ def draw_mask_grid(ax, allowed, tokens: list[str], title: str) -> None:
                     (k, T - 1 - q),
                     1,
                     1,
-                    facecolor=QUERY if ok else FORBIDDEN,
+                    facecolor=QUERY if ok else MASKED,
                     alpha=0.35 if ok else 1.0,
                     hatch=None if ok else "///",
                     edgecolor="white",
@@ -395,14 +402,14 @@ def draw_masks_and_mlm(fig) -> None:
                 boxstyle="round",
                 facecolor=FATE_COLOURS["[MASK]"] if chosen else "white",
                 alpha=0.6,
-                edgecolor="#999999",
+                edgecolor=EDGE,
             ),
         )
         right.annotate(
-            "", (x, 3.4), (x, 1.6), arrowprops=dict(arrowstyle="->", color="#333333")
+            "", (x, 3.4), (x, 1.6), arrowprops=dict(arrowstyle="->", color=TEXT)
         )
         right.annotate(
-            "", (x, 7.0), (x, 5.6), arrowprops=dict(arrowstyle="->", color="#333333")
+            "", (x, 7.0), (x, 5.6), arrowprops=dict(arrowstyle="->", color=TEXT)
         )
         label = f'"{word}"?' if chosen else "(no loss)"
         right.text(
@@ -413,7 +420,7 @@ def draw_masks_and_mlm(fig) -> None:
             va="center",
             fontsize=8.5,
             weight="bold" if chosen else "normal",
-            color="#333333" if chosen else "#888888",
+            color=TEXT if chosen else "#888888",
         )
     right.add_patch(
         patches.FancyBboxPatch(
@@ -440,5 +447,5 @@ def draw_masks_and_mlm(fig) -> None:
         "the loss: only where a token was chosen",
         ha="center",
         fontsize=8.5,
-        color="#333333",
+        color=TEXT,
     )

@@ -17,12 +17,9 @@ from utils.data import endless_batches, load_mnist
 from utils.env import split_generator
 from utils.gpt import GPT, GPTConfig
 from utils.igpt import PixelTokenizer, complete, downsample, layer_features, with_start
-from utils.plot import image
+from utils.plot import EDGE, KEY, MASKED, QUERY, TEXT, image
 
-QUERY, KEY = (
-    "#0072B2",
-    "#E69F00",
-)  # the course palette: the pixel read, the one predicted
+# the pixel read (QUERY) and the one predicted (KEY)
 
 
 @dataclass
@@ -109,14 +106,14 @@ def draw_raster_order(fig, digit_ids: torch.Tensor, tokenizer, shape, step: int)
     for r in range(min(H, step // W + 1)):
         end = W - 1 if r < step // W else step % W
         ax_image.annotate(
-            "", (end, r), (0, r), arrowprops=dict(arrowstyle="->", color="#333333")
+            "", (end, r), (0, r), arrowprops=dict(arrowstyle="->", color=TEXT)
         )
     # the sequence: start token, the last pixels read, the one to predict, the rest
     start = max(0, step - 8)
     boxes = [("<s>", QUERY)] + ([("…", None)] if start else [])
     boxes += [(str(int(digit_ids[t])), QUERY) for t in range(start, step)]
     boxes += [("?", KEY)]
-    boxes += [("·", "#DDDDDD")] if step + 1 < H * W else []  # not read yet
+    boxes += [("·", MASKED)] if step + 1 < H * W else []  # not read yet
     boxes += [("…", None)]
     ax_seq.set_xlim(-0.6, len(boxes) - 0.4)
     ax_seq.set_ylim(-2.0, 0.6)
@@ -259,8 +256,8 @@ def draw_completions(
         (-0.5, rows_given - 0.5),
         W,
         H - rows_given,
-        facecolor="#DDDDDD",
-        edgecolor="#999999",
+        facecolor=MASKED,
+        edgecolor=EDGE,
         hatch="///",
         lw=0,
     )

@@ -12,7 +12,7 @@ from utils.attention import record_attention
 from utils.checks import check_choice, check_int, check_tensor
 from utils.data import endless_batches, load_mnist
 from utils.env import seeded, split_generator
-from utils.plot import CMAP, image
+from utils.plot import CMAP, ENCODER, KEY, QUERY, image
 from utils.train import TrainConfig, accuracy, cross_entropy, train
 
 SIDE = 28  # MNIST digits are 28×28
@@ -337,8 +337,6 @@ def draw_class_attention(fig, index=0, layer="rollout", head="mean", *, model, i
 
 # --- the intuition diagram ----------------------------------------------------------
 
-ENCODER_FILL, QUERY_BLUE, KEY_ORANGE = "#56B4E9", "#0072B2", "#E69F00"  # DIAGRAMS.md
-
 
 def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
     """The ViT from bottom to top: a digit cut into patches, one token per patch, the
@@ -404,7 +402,7 @@ def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
                 width - 0.08,
                 boxstyle="square,pad=0",
                 fill=False,
-                edgecolor=KEY_ORANGE,
+                edgecolor=KEY,
                 lw=1,
             )
         )
@@ -433,7 +431,7 @@ def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
     arrow(12, 4.4, 5.3, "(B, 16, d)")
     for i in range(n + 1):  # the tokens: [class] first, then one per patch
         x = left - 1.0 + i * width
-        colour = QUERY_BLUE if i == 0 else ENCODER_FILL
+        colour = QUERY if i == 0 else ENCODER
         ax.add_patch(
             FancyBboxPatch(
                 (x + 0.06, 5.4),
@@ -453,7 +451,7 @@ def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
         ha="right",
         va="center",
         fontsize=8,
-        color=QUERY_BLUE,
+        color=QUERY,
     )
     ax.text(left + 15.8, 5.8, "+ position", va="center", fontsize=8, color="#333")
     arrow(12, 6.8, 7.5, f"(B, {n + 1}, d)")
@@ -465,7 +463,7 @@ def draw_vit_pipeline(fig, digit: torch.Tensor, patch_size: int = 7) -> None:
         "EncoderLayer × L   (chapter 6, pre-norm, GELU)\n"
         "LayerNorm → MultiHeadAttention → + residual\n"
         "LayerNorm → FeedForward → + residual",
-        fill=ENCODER_FILL,
+        fill=ENCODER,
         alpha=0.25,
     )
     arrow(4.2, 10.0, 10.9, "token 0 only")
