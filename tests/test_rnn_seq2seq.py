@@ -144,3 +144,19 @@ def test_a_wider_beam_never_scores_below_greedy():
 def test_bad_input_gets_a_clear_error(call, words):
     with pytest.raises(ValueError, match=words):
         call(_model(True))
+
+
+def test_reverse_source_reads_the_real_tokens_backwards():
+    torch.manual_seed(0)
+    config = RNNSeq2SeqConfig(11, 9, d_embed=6, hidden_size=8, attention=False,
+                              reverse_source=True)
+    backwards = RNNSeq2Seq(config).eval()
+    forwards = RNNSeq2Seq(RNNSeq2SeqConfig(**{**config.__dict__,
+                                              "reverse_source": False})).eval()
+    forwards.load_state_dict(backwards.state_dict())
+    src, tgt = _batch()
+    flipped = torch.stack([torch.cat([row[row != PAD].flip(0), row[row == PAD]])
+                           for row in src])  # real tokens reversed, padding after
+    with torch.no_grad():
+        torch.testing.assert_close(backwards(src, tgt), forwards(flipped, tgt))
+        assert not torch.allclose(backwards(src, tgt), forwards(src, tgt))

@@ -2,6 +2,7 @@
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -484,6 +485,19 @@ def test_causality_later_target_tokens_do_not_change_earlier_outputs(t, seed):
         changed, tgt
     ):  # the check can fail: later positions do change
         assert not torch.allclose(after[:, t + 1 :], before[:, t + 1 :], atol=ATOL)
+
+
+def test_a_decoder_without_its_causal_mask_sees_later_targets():
+    model = _seq2seq()
+    peeking = Seq2Seq(replace(model.config, causal_decoder=False)).eval()
+    peeking.load_state_dict(model.state_dict())
+    src = torch.randint(3, 12, (2, 5), generator=torch.Generator().manual_seed(0))
+    tgt = torch.tensor([[1, 4, 5, 6], [1, 6, 7, 8]])
+    changed = tgt.clone()
+    changed[:, 3] = 3  # only the last target changes
+    with torch.no_grad():
+        assert not torch.allclose(peeking(src, tgt)[:, 0], peeking(src, changed)[:, 0])
+        torch.testing.assert_close(model(src, tgt)[:, 0], model(src, changed)[:, 0])
 
 
 @settings(max_examples=30, deadline=None)

@@ -32,6 +32,7 @@ class RNNSeq2SeqConfig:
     hidden_size: int = 128  # width of the encoder's and the decoder's LSTM state
     attention: bool = True  # Bahdanau attention (True) or the last state only (False)
     d_attention: int = 64  # hidden width of the additive score
+    reverse_source: bool = False  # read it backwards (Sutskever et al. 2014)
     pad_id: int = 0  # padding, in both vocabularies
     bos_id: int = 1  # target: beginning of sequence
     eos_id: int = 2  # target: end of sequence
@@ -42,6 +43,7 @@ class RNNSeq2SeqConfig:
         for name in ("d_embed", "hidden_size", "d_attention"):
             check_int(name, getattr(self, name))
         check_bool("attention", self.attention)
+        check_bool("reverse_source", self.reverse_source)
         check_special_ids(self)
 
 
@@ -66,6 +68,8 @@ class RNNSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor):
         """src ids (B, S) -> the decoder's first state. Padded steps change nothing."""
         check_ids("src", src, self.config.src_vocab_size)
+        if self.config.reverse_source:  # the padding moves to the front: skipped
+            src = src.flip(1)
         src_real = src != self.config.pad_id  # (B, S)
         if not src_real.any(dim=1).all():
             empty = (~src_real.any(dim=1)).nonzero()[:, 0].tolist()

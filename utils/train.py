@@ -73,6 +73,27 @@ def accuracy(
     return (logits.argmax(-1) == targets)[keep].float().mean().item()
 
 
+def classification_loss(model: nn.Module, batch) -> torch.Tensor:
+    """The loss of a classifier on a batch ``(inputs, labels)``: a `loss_fn` for
+    :func:`train`."""
+    inputs, labels = batch
+    return cross_entropy(model(inputs), labels)
+
+
+@torch.no_grad()
+def held_out_accuracy(model: nn.Module, inputs, labels, batch_size: int = 500) -> float:
+    """A classifier's accuracy on (inputs, labels), in eval mode and in batches; the
+    model's mode is restored afterwards."""
+    check_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    logits = torch.cat(
+        [model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    )
+    model.train(was_training)
+    return accuracy(logits, labels)
+
+
 def count_parameters(module: nn.Module, kind: str = "all") -> int:
     """Number of parameters (tied weights count once); kind 'all', 'weight', 'bias'."""
     check_choice("kind", kind, ("all", "weight", "bias"))

@@ -419,6 +419,7 @@ class Seq2SeqConfig:
     dim_feedforward: int = 256  # hidden units of each feed-forward network
     dropout: float = 0.0  # dropout probability everywhere
     norm_first: bool = False  # pre-norm (True) or the paper's post-norm (False)
+    causal_decoder: bool = True  # False: the decoder also sees later targets (ch. 6)
     block_size: int = 64  # longest source or target sequence (the position table)
     pad_id: int = 0  # padding, in both vocabularies
     bos_id: int = 1  # target: beginning of sequence
@@ -430,6 +431,7 @@ class Seq2SeqConfig:
         check_int("block_size", self.block_size)
         _check_sizes(self.d_model, self.num_heads, self.dim_feedforward, self.dropout)
         check_bool("norm_first", self.norm_first)
+        check_bool("causal_decoder", self.causal_decoder)
         check_special_ids(self)
 
 
@@ -482,10 +484,11 @@ class Seq2Seq(nn.Module):
     ) -> torch.Tensor:
         """tgt ids (B, T_tgt), starting with BOS -> logits (B, T_tgt, V), causally."""
         x = self._embed(self.tgt_embedding, tgt, "tgt")
+        causal = causal_mask(tgt.shape[1], device=tgt.device)  # (T_tgt, T_tgt)
         h = self.transformer.decode(
             x,
             memory,
-            tgt_mask=causal_mask(tgt.shape[1], device=tgt.device),
+            tgt_mask=causal if self.config.causal_decoder else None,
             tgt_key_padding_mask=tgt != self.config.pad_id,
             memory_key_padding_mask=src_real,
         )

@@ -239,3 +239,23 @@ def test_draw_attention_setting_names_layer_and_head_exactly():
             masked_lm.draw_attention_setting(plt.figure(), model, tokenizer, "x", **kwargs)
         assert str(error.value) == f"{name} must be an int >= 0, got {name}=-1"
     plt.close("all")
+
+
+def test_the_next_token_encoder_is_a_bert_body_with_a_head_and_gpts_loss():
+    from utils.bert import BertConfig
+    from utils.train import cross_entropy
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=7, block_size=6, num_layers=1, num_heads=2,
+                        d_model=8, dim_feedforward=16)
+    model = masked_lm.NextTokenEncoder(config).eval()
+    idx = torch.randint(7, (3, 6))
+    targets = torch.roll(idx, -1, dims=1)
+    logits, loss = model(idx, targets)
+    assert logits.shape == (3, 6, 7)
+    torch.testing.assert_close(logits, model.head(model.bert(idx)))
+    torch.testing.assert_close(loss, cross_entropy(logits, targets))
+    assert masked_lm.next_token_loss(model, (idx, targets)) == loss
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 7  # no causal mask: the first position sees it
+    assert not torch.allclose(model(changed, targets)[0][:, 0], logits[:, 0])

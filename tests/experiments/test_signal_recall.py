@@ -9,13 +9,13 @@ import torch
 from utils.experiments.signal_recall import (
     LastStepClassifier,
     RecallConfig,
-    classification_loss,
     draw_long_range,
     recall_accuracy,
     recall_batches,
     signal_recall,
 )
 from utils.rnn import LSTM, RNN
+from utils.train import classification_loss
 
 
 def test_signal_recall_places_the_signal_lag_steps_before_the_end():

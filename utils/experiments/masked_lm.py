@@ -12,7 +12,7 @@ import matplotlib.patches as patches
 import torch
 
 from utils.attention import record_attention
-from utils.bert import Bert, mask_tokens
+from utils.bert import Bert, BertConfig, mask_tokens
 from utils.checks import check_int, check_number, check_tensor
 from utils.data import endless_batches
 from utils.env import make_generator, split_generator
@@ -26,6 +26,7 @@ from utils.plot import (
     TEXT,
     attention_map,
 )
+from utils.train import cross_entropy
 
 MASK = "_"  # the character models' [MASK] symbol (the corpus has no underscore)
 # colours of what a chosen token becomes (Okabe-Ito, as in every diagram)
@@ -68,6 +69,27 @@ def masked_lm_loss(model, batch) -> torch.Tensor:
     """The MLM loss of one (inputs, labels) batch: for :func:`utils.train.train`."""
     inputs, labels = batch
     return model(inputs, labels=labels)[1]
+
+
+class NextTokenEncoder(torch.nn.Module):
+    """A BERT body and a linear head trained on GPT's next-token targets, without a
+    causal mask: position t sees the token it must predict (the chapter's leak).
+
+    forward(idx (B, T), targets (B, T)) -> (logits (B, T, V), mean loss)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.bert = Bert(config)
+        self.head = torch.nn.Linear(config.d_model, config.vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor):
+        logits = self.head(self.bert(idx))  # (B, T, V)
+        return logits, cross_entropy(logits, targets)
+
+
+def next_token_loss(model, batch) -> torch.Tensor:
+    """The next-token loss of one (idx, targets) batch, for GPT or the encoder."""
+    return model(*batch)[1]
 
 
 def word_windows(text: str, tokenizer, block_size: int, start: int, n: int, seed=0):

@@ -22,7 +22,7 @@ from utils.data import endless_batches
 from utils.env import make_generator
 from utils.experiments.gradient_flow import lstm_gradient_flow
 from utils.rnn import LSTM, RNN, set_forget_bias
-from utils.train import accuracy, cross_entropy
+from utils.train import accuracy
 
 
 @dataclass
@@ -99,11 +99,6 @@ class LastStepClassifier(nn.Module):
     def forward(self, x):
         output, _ = self.recurrent(x)  # (B, T, H)
         return self.head(output[:, -1])  # (B, num_classes)
-
-
-def classification_loss(model: nn.Module, batch) -> torch.Tensor:
-    x, y = batch
-    return cross_entropy(model(x), y)
 
 
 @torch.no_grad()

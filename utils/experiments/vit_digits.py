@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.attention import record_attention
@@ -13,7 +12,12 @@ from utils.checks import check_choice, check_int, check_tensor
 from utils.data import endless_batches, load_mnist
 from utils.env import seeded, split_generator
 from utils.plot import CMAP, ENCODER, KEY, QUERY, image
-from utils.train import TrainConfig, accuracy, cross_entropy, train
+from utils.train import (
+    TrainConfig,
+    classification_loss,
+    held_out_accuracy,
+    train,
+)
 
 SIDE = 28  # MNIST digits are 28×28
 
@@ -126,23 +130,6 @@ def image_batches(images, labels, batch_size: int, seed=0, max_shift: int = 0):
         return random_shift(images[rows], max_shift, generator), labels[rows]
 
     return endless_batches(sample, batch_size, seed)
-
-
-def classification_loss(model, batch) -> torch.Tensor:
-    images, labels = batch
-    return cross_entropy(model(images), labels)
-
-
-@torch.no_grad()
-def held_out_accuracy(model: nn.Module, images, labels, batch_size: int = 500) -> float:
-    """Accuracy on (images, labels), in eval mode, in batches."""
-    was_training = model.training
-    model.eval()
-    logits = torch.cat(
-        [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    )
-    model.train(was_training)
-    return accuracy(logits, labels)
 
 
 def fit(model, images, labels, steps: int, seed=0, max_shift: int = 0, lr=2e-3):
