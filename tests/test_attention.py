@@ -545,7 +545,7 @@ def test_self_attention_defaults_and_its_arguments_named_in_errors():
         (lambda: default(torch.ones(2, 5, 8, dtype=torch.long)), "x must be a floating"),
         (lambda: default(torch.randn(2, 5, 4)), r"x must have shape \(B, T, 8\)"),
         (lambda: AdditiveScore(4, 0, 8), "d_k=0"),
-        (lambda: AdditiveScore(4, 4, 0), "d_hidden=0"),
+        (lambda: AdditiveScore(4, 4, 0), "d_attention=0"),
         (lambda: AdditiveScore(0, 4, 4), "d_q=0"),
     ]:
         with pytest.raises(ValueError, match=words):
@@ -774,7 +774,7 @@ def test_multi_head_weights_rows_sum_to_one(B, T, H, seed):
 
 def test_additive_score_equals_its_formula_pair_by_pair():
     torch.manual_seed(0)
-    score = AdditiveScore(d_q=3, d_k=5, d_hidden=7)
+    score = AdditiveScore(d_q=3, d_k=5, d_attention=7)
     assert [p.shape for p in score.parameters()] == [(7, 3), (7, 5), (1, 7)]  # no biases
     q, k = torch.randn(2, 4, 3), torch.randn(2, 6, 5)
     got = score(q, k)
@@ -788,7 +788,7 @@ def test_additive_score_equals_its_formula_pair_by_pair():
 
 
 def test_additive_score_refuses_bad_sizes_and_inputs():
-    with pytest.raises(ValueError, match="d_hidden"):
+    with pytest.raises(ValueError, match="d_attention"):
         AdditiveScore(3, 5, 0)
     with pytest.raises(ValueError, match="^d_q must be a positive int"):
         AdditiveScore(3.0, 5, 7)

@@ -157,7 +157,7 @@ def test_bert_is_bidirectional_and_gpt_is_not():
     changed[0, -1] = 19
     with torch.no_grad():
         bert_diff = (bert(ids) - bert(changed)).abs().amax(-1)[0]  # (T,)
-        gpt_diff = (gpt.hidden_states(ids) - gpt.hidden_states(changed)).abs().amax(-1)[0]
+        gpt_diff = (gpt.features(ids) - gpt.features(changed)).abs().amax(-1)[0]
     assert (bert_diff[:-1] > 1e-4).all()
     assert (gpt_diff[:-1] == 0).all() and gpt_diff[-1] > 1e-4
 

@@ -31,7 +31,7 @@ def test_receptive_fields_equal_the_window_the_gradient_reaches(config):
 
 def test_logits_equal_a_pytorch_sequential_with_the_same_weights():
     torch.manual_seed(0)
-    model = CNN(CNNConfig(channels=(4, 8), hidden=16)).eval()
+    model = CNN(CNNConfig(channels=(4, 8), hidden_size=16)).eval()
     reference = nn.Sequential(
         *[layer for block in model.blocks for layer in block],
         nn.Flatten(),
@@ -44,7 +44,7 @@ def test_logits_equal_a_pytorch_sequential_with_the_same_weights():
 
 
 def test_shapes_and_parameter_count():
-    config = CNNConfig(channels=(16, 32), hidden=84)
+    config = CNNConfig(channels=(16, 32), hidden_size=84)
     model = CNN(config)
     images = torch.rand(5, 1, 28, 28)
     maps = model.feature_maps(images)
@@ -62,7 +62,7 @@ def test_shapes_and_parameter_count():
      "each of channels must be a positive int, got each of channels=0"),
     (lambda: CNNConfig(image_size=30, channels=(4, 4)),
      "image_size=30 must be divisible by 2**len(channels)=4 (one 2x2 pool per block)"),
-    (lambda: CNNConfig(hidden=0), "hidden must be a positive int, got hidden=0"),
+    (lambda: CNNConfig(hidden_size=0), "hidden_size must be a positive int, got hidden_size=0"),
     (lambda: CNN(CNNConfig())(torch.rand(2, 3, 28, 28)),
      "images must have shape (B, 1, 28, 28), got (2, 3, 28, 28)"),
     (lambda: CNN(CNNConfig())(torch.zeros(2, 1, 28, 28, dtype=torch.long)),

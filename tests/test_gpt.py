@@ -351,7 +351,7 @@ def test_classifier_pools_the_mean_of_the_real_tokens():
     idx = torch.randint(12, (3, 6))
     lengths = torch.tensor([1, 4, 6])  # a single real token is allowed
     with torch.no_grad():
-        h = gpt.hidden_states(idx)
+        h = gpt.features(idx)
         expected = torch.stack([h[b, :n].mean(0) for b, n in enumerate(lengths)])
         torch.testing.assert_close(clf(idx, lengths), clf.head(expected))
 
@@ -389,9 +389,9 @@ def test_cache_fed_several_new_tokens_at_once_equals_the_full_pass():
     idx = torch.randint(12, (2, 9))
     cache = [KVCache() for _ in model.transformer.h]
     with torch.no_grad():
-        parts = [model.hidden_states(idx[:, a:b], cache) for a, b in ((0, 3), (3, 7),
+        parts = [model.features(idx[:, a:b], cache) for a, b in ((0, 3), (3, 7),
                                                                       (7, 8), (8, 9))]
-        torch.testing.assert_close(torch.cat(parts, 1), model.hidden_states(idx),
+        torch.testing.assert_close(torch.cat(parts, 1), model.features(idx),
                                    atol=1e-5, rtol=1e-5)
 
 

@@ -120,7 +120,7 @@ def test_layer_features_are_each_blocks_output():
     assert len(features) == 2 and features[0].shape == (2, 13, 16)
     with torch.no_grad():
         last = gpt.transformer.ln_f(features[-1])
-        torch.testing.assert_close(last, gpt.hidden_states(seq))
+        torch.testing.assert_close(last, gpt.features(seq))
     assert all(not b._forward_hooks for b in gpt.transformer.h)  # hooks removed
 
 

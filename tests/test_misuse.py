@@ -144,7 +144,7 @@ CASES = [
      "n_labels"),
     ("dtype", lambda: pixel_gpt.pixel_batches(ids.float(), 2, 9), "ids"),
     ("type", lambda: cnn.CNNConfig(channels=[8]), "channels"),
-    ("type", lambda: cnn.CNNConfig(hidden=8.0), "hidden"),
+    ("type", lambda: cnn.CNNConfig(hidden_size=8.0), "hidden_size"),
     ("range", lambda: cnn.CNNConfig(kernel_size=2), "odd"),
     ("range", lambda: cnn.CNNConfig(image_size=10, channels=(4, 4)), "divisible"),
     ("shape", lambda: cnn.CNN(cnn.CNNConfig())(torch.rand(1, 28, 28)), "images"),
@@ -221,7 +221,7 @@ CASES = [
     ("range", lambda: _seq2seq().greedy_decode(torch.ones(1, 2, dtype=torch.long),
                                                max_new_tokens=64), "max_new_tokens"),
     ("range", lambda: signal_recall.RecallConfig(max_lag=0), "max_lag"),
-    ("range", lambda: neighbour_heads.NeighbourTaskConfig(seq_len=2), "seq_len"),
+    ("range", lambda: neighbour_heads.NeighbourTaskConfig(block_size=2), "block_size"),
     ("range", lambda: train.count_parameters(nn.Linear(1, 1), "gates"), "kind"),
     # --- vocabulary ---
     ("vocabulary", lambda: _gpt()(ids + 10), "vocab_size"),

@@ -325,13 +325,13 @@ class AdditiveScore(nn.Module):
     and 4.
     """
 
-    def __init__(self, d_q: int, d_k: int, d_hidden: int):
+    def __init__(self, d_q: int, d_k: int, d_attention: int):
         super().__init__()
-        for name, size in (("d_q", d_q), ("d_k", d_k), ("d_hidden", d_hidden)):
+        for name, size in (("d_q", d_q), ("d_k", d_k), ("d_attention", d_attention)):
             check_int(name, size)
-        self.w_q = nn.Linear(d_q, d_hidden, bias=False)
-        self.w_k = nn.Linear(d_k, d_hidden, bias=False)
-        self.w = nn.Linear(d_hidden, 1, bias=False)
+        self.w_q = nn.Linear(d_q, d_attention, bias=False)
+        self.w_k = nn.Linear(d_k, d_attention, bias=False)
+        self.w = nn.Linear(d_attention, 1, bias=False)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         check_tensor("q", q, floating=True)
@@ -347,7 +347,7 @@ class AdditiveScore(nn.Module):
                 f"(..., T_k, {self.w_k.in_features}) with the same leading "
                 f"dimensions, got {tuple(q.shape)} and {tuple(k.shape)}"
             )
-        # (..., T_q, T_k, d_hidden): every query's projection plus every key's
+        # (..., T_q, T_k, d_attention): every query's projection plus every key's
         hidden = torch.tanh(self.w_q(q).unsqueeze(-2) + self.w_k(k).unsqueeze(-3))
         return self.w(hidden).squeeze(-1)  # (..., T_q, T_k)
 

@@ -21,7 +21,7 @@ class CNNConfig:
     num_classes: int = 10
     channels: tuple = (16, 32)  # output channels of each conv block
     kernel_size: int = 3  # odd, so that 'same' padding keeps the size
-    hidden: int = 64  # width of the hidden linear layer
+    hidden_size: int = 64  # width of the hidden linear layer
 
     def __post_init__(self):
         for name in (
@@ -29,7 +29,7 @@ class CNNConfig:
             "in_channels",
             "num_classes",
             "kernel_size",
-            "hidden",
+            "hidden_size",
         ):
             check_int(name, getattr(self, name))
         if self.kernel_size % 2 == 0:
@@ -66,8 +66,8 @@ class CNN(nn.Module):
             for c_in, c_out in zip(widths, widths[1:])
         )
         side = config.image_size // 2 ** len(config.channels)
-        self.hidden = nn.Linear(widths[-1] * side * side, config.hidden)
-        self.head = nn.Linear(config.hidden, config.num_classes)
+        self.hidden = nn.Linear(widths[-1] * side * side, config.hidden_size)
+        self.head = nn.Linear(config.hidden_size, config.num_classes)
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output: [(B, C_1, H/2, W/2), (B, C_2, H/4, W/4), ...]."""

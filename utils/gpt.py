@@ -172,7 +172,7 @@ class GPT(nn.Module):
                 f"block_size={self.config.block_size}"
             )
 
-    def hidden_states(
+    def features(
         self, idx: torch.Tensor, cache: list[KVCache] | None = None
     ) -> torch.Tensor:
         """(B, T) token ids -> (B, T, C) features after the final LayerNorm.
@@ -194,7 +194,7 @@ class GPT(nn.Module):
         The loss is the mean cross-entropy against `targets` (B, T) if given
         (ids of -100 are ignored), else None.
         """
-        logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
+        logits = self.lm_head(self.features(idx))  # (B, T, V)
         loss = None if targets is None else cross_entropy(logits, targets)
         return logits, loss
 
@@ -232,10 +232,10 @@ class GPT(nn.Module):
         self.eval()
         for _ in range(max_new_tokens):
             if use_cache and cache is not None and len(cache[0]) < block_size:
-                h = self.hidden_states(idx[:, -1:], cache)  # the newest token only
+                h = self.features(idx[:, -1:], cache)  # the newest token only
             else:  # (re)start from the window
                 cache = [KVCache() for _ in self.transformer.h] if use_cache else None
-                h = self.hidden_states(idx[:, -block_size:], cache)
+                h = self.features(idx[:, -block_size:], cache)
             logits = self.lm_head(h[:, -1])  # (B, V)
             next_id = sample_next(
                 logits, generator, temperature, top_k, top_p
@@ -322,7 +322,7 @@ class GPTClassifier(nn.Module):
                 f"lengths must be a ({B},) tensor with values in [1, {T}], "
                 f"got {lengths!r}"
             )
-        h = self.gpt.hidden_states(idx)  # (B, T, C)
+        h = self.gpt.features(idx)  # (B, T, C)
         if self.pooling == "last":
             return h[torch.arange(B), lengths - 1]  # (B, C): the last real token
         real = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)

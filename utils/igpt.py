@@ -134,7 +134,7 @@ def complete(
     idx = with_start(ids[:, : rows_given * width], start_id)  # (B, 1 + given)
     new_tokens = idx
     for _ in range((height - rows_given) * width):
-        h = gpt.hidden_states(new_tokens, cache)  # (B, T_new, C)
+        h = gpt.features(new_tokens, cache)  # (B, T_new, C)
         logits = gpt.lm_head(h[:, -1])  # (B, V)
         logits[:, start_id] = float("-inf")
         next_id = sample_next(logits, generator, temperature, top_k)  # (B, 1)
@@ -153,7 +153,7 @@ def layer_features(gpt, sequences: torch.Tensor) -> list[torch.Tensor]:
             block.register_forward_hook(lambda m, args, out: outputs.append(out))
         )
     try:
-        gpt.hidden_states(sequences)
+        gpt.features(sequences)
     finally:
         for handle in handles:
             handle.remove()

@@ -21,7 +21,7 @@ def test_model_shapes_and_state(tokenizer, cell, recurrent):
     torch.manual_seed(0)
     model = CharLM(
         CharLMConfig(
-            tokenizer.vocab_size, embed_size=4, hidden_size=6, num_layers=2, cell=cell
+            tokenizer.vocab_size, d_embed=4, hidden_size=6, num_layers=2, cell=cell
         )
     )
     assert isinstance(model.recurrent, recurrent) and model.recurrent.num_layers == 2
@@ -44,7 +44,7 @@ def test_model_shapes_and_state(tokenizer, cell, recurrent):
 def test_generate_continues_the_prompt_reproducibly(tokenizer):
     torch.manual_seed(0)
     model = CharLM(
-        CharLMConfig(tokenizer.vocab_size, embed_size=4, hidden_size=6)
+        CharLMConfig(tokenizer.vocab_size, d_embed=4, hidden_size=6)
     ).eval()
     text = generate(model, tokenizer, "in", max_new_tokens=7)
     assert text.startswith("in") and len(text) == 9 and set(text) <= set(TEXT)
@@ -63,7 +63,7 @@ def test_generate_continues_the_prompt_reproducibly(tokenizer):
 def test_generate_greedy_is_the_argmax_and_leaves_the_global_state_alone(tokenizer):
     torch.manual_seed(0)
     model = CharLM(
-        CharLMConfig(tokenizer.vocab_size, embed_size=4, hidden_size=6, cell="lstm")
+        CharLMConfig(tokenizer.vocab_size, d_embed=4, hidden_size=6, cell="lstm")
     ).eval()
     before = torch.get_rng_state()
     text = generate(model, tokenizer, "th", 5, top_k=1)
@@ -75,7 +75,7 @@ def test_generate_greedy_is_the_argmax_and_leaves_the_global_state_alone(tokeniz
 
 
 def test_bad_arguments_are_rejected(tokenizer):
-    model = CharLM(CharLMConfig(tokenizer.vocab_size, embed_size=4, hidden_size=6))
+    model = CharLM(CharLMConfig(tokenizer.vocab_size, d_embed=4, hidden_size=6))
     with pytest.raises(ValueError, match="prompt must not be empty"):
         generate(model, tokenizer, "", 3)
     with pytest.raises(ValueError, match="max_new_tokens"):

@@ -23,7 +23,7 @@ ATOL = 1e-5
 
 
 def test_neighbour_task_targets_and_offsets():
-    config = NeighbourTaskConfig(seq_len=5)
+    config = NeighbourTaskConfig(block_size=5)
     x, y = neighbour_difference_batch(config, 3, torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (3, 5)
     for b in range(3):
@@ -37,8 +37,8 @@ def test_neighbour_task_targets_and_offsets():
         1.0  # every query looks one to the left
     )
     assert attention_by_offset(left)[0, 4] == 1.0  # offset -1 is stored at T - 1
-    with pytest.raises(ValueError, match="seq_len must be an int >= 3, got seq_len=2"):
-        NeighbourTaskConfig(seq_len=2)
+    with pytest.raises(ValueError, match="block_size must be an int >= 3, got block_size=2"):
+        NeighbourTaskConfig(block_size=2)
     with pytest.raises(ValueError, match="d_model=10 is not divisible by num_heads=3"):
         NeighbourTaskConfig(d_model=10, num_heads=3)
     with pytest.raises(ValueError, match="batch_size"):
@@ -46,7 +46,7 @@ def test_neighbour_task_targets_and_offsets():
 
 
 def test_neighbour_batches_are_endless_and_seeded():
-    config = NeighbourTaskConfig(seq_len=6)
+    config = NeighbourTaskConfig(block_size=6)
     a = list(itertools.islice(neighbour_batches(config, 4, seed=2), 3))
     b = list(itertools.islice(neighbour_batches(config, 4, seed=2), 3))
     assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
@@ -57,7 +57,7 @@ def test_neighbour_batches_are_endless_and_seeded():
 
 def test_model_returns_weights_only_when_asked():
     torch.manual_seed(0)
-    config = NeighbourTaskConfig(seq_len=5)
+    config = NeighbourTaskConfig(block_size=5)
     model = NeighbourModel(config).eval()
     x, y = neighbour_difference_batch(config, 3, torch.Generator().manual_seed(0))
     logits, w = model(x)
@@ -70,7 +70,7 @@ def test_model_returns_weights_only_when_asked():
         neighbour_loss(model, (x, y)).ndim == 0
         and 0.0 <= neighbour_accuracy(model, (x, y)) <= 1.0
     )
-    with pytest.raises(ValueError, match="exceeds the model's seq_len=5"):
+    with pytest.raises(ValueError, match="exceeds the model's block_size=5"):
         model(torch.zeros(1, 6, dtype=torch.long))
     with pytest.raises(ValueError, match="head must be in"):
         draw_heads(None, head=2, model=model, tokens=x)
@@ -79,7 +79,7 @@ def test_model_returns_weights_only_when_asked():
 
 
 def test_draw_heads_labels_positions_and_digits():
-    config = NeighbourTaskConfig(seq_len=5)
+    config = NeighbourTaskConfig(block_size=5)
     x, _ = neighbour_difference_batch(config, 2, torch.Generator().manual_seed(0))
     fig = plt.figure()
     axes = draw_heads(fig, head=1, example=1, model=NeighbourModel(config), tokens=x)

@@ -92,8 +92,8 @@ def test_held_out_accuracy_restores_the_mode_and_counts_in_batches():
 
 def test_data_size_sweep_is_deterministic_and_uses_the_budget_rule():
     digits = vd.load_digits_split()
-    models = {"cnn": (lambda: CNN(CNNConfig(channels=(4,), hidden=8)), 0),
-              "cnn shifted": (lambda: CNN(CNNConfig(channels=(4,), hidden=8)), 1)}
+    models = {"cnn": (lambda: CNN(CNNConfig(channels=(4,), hidden_size=8)), 0),
+              "cnn shifted": (lambda: CNN(CNNConfig(channels=(4,), hidden_size=8)), 1)}
     results, trained = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
     again, _ = vd.data_size_sweep(models, digits, [20, 40], [0, 1], steps=3)
     assert results.keys() == models.keys() and results["cnn"].shape == (2, 2)
@@ -104,7 +104,7 @@ def test_data_size_sweep_is_deterministic_and_uses_the_budget_rule():
             results["cnn"][1, seed].item())
     assert all(torch.equal(results[k], again[k]) for k in results)
     assert ((results["cnn"] >= 0) & (results["cnn"] <= 1)).all()
-    history = vd.fit(CNN(CNNConfig(channels=(4,), hidden=8)), *digits.train_part(20),
+    history = vd.fit(CNN(CNNConfig(channels=(4,), hidden_size=8)), *digits.train_part(20),
                      steps=4)
     assert history.steps_done == 4
 

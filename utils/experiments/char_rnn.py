@@ -20,13 +20,13 @@ from utils.train import cross_entropy
 @dataclass
 class CharLMConfig:
     vocab_size: int  # distinct characters
-    embed_size: int = 32  # width of each character's embedding
+    d_embed: int = 32  # width of each character's embedding
     hidden_size: int = 128  # width of the recurrent state
     num_layers: int = 1  # stacked recurrent layers
     cell: str = "rnn"  # "rnn" or "lstm": our from-scratch modules
 
     def __post_init__(self):
-        for name in ("vocab_size", "embed_size", "hidden_size", "num_layers"):
+        for name in ("vocab_size", "d_embed", "hidden_size", "num_layers"):
             check_int(name, getattr(self, name))
         check_choice("cell", self.cell, ("rnn", "lstm"))
 
@@ -39,10 +39,10 @@ class CharLM(nn.Module):
     def __init__(self, config: CharLMConfig):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.embed_size)
+        self.embed = nn.Embedding(config.vocab_size, config.d_embed)
         recurrent = RNN if config.cell == "rnn" else LSTM
         self.recurrent = recurrent(
-            config.embed_size, config.hidden_size, config.num_layers
+            config.d_embed, config.hidden_size, config.num_layers
         )
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 

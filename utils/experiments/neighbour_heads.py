@@ -22,15 +22,17 @@ from utils.train import accuracy, cross_entropy
 @dataclass
 class NeighbourTaskConfig:
     vocab_size: int = 10  # digits 0..9
-    seq_len: int = 8  # T: tokens per sequence
+    block_size: int = 8  # T: tokens per sequence
     d_model: int = 32  # width of the embeddings and the attention
     num_heads: int = 2  # heads of the one attention layer
-    d_hidden: int = 64  # hidden units of the classifier after attention
+    dim_feedforward: int = 64  # hidden units of the classifier after attention
 
     def __post_init__(self):
-        for name in ("vocab_size", "d_model", "num_heads", "d_hidden"):
+        for name in ("vocab_size", "d_model", "num_heads", "dim_feedforward"):
             check_int(name, getattr(self, name))
-        check_int("seq_len", self.seq_len, minimum=3)  # a token and two neighbours
+        check_int(
+            "block_size", self.block_size, minimum=3
+        )  # a token and two neighbours
         check_divisible("d_model", self.d_model, "num_heads", self.num_heads)
 
 
@@ -40,7 +42,7 @@ def neighbour_difference_batch(
     """(tokens, targets), both (B, T): targets[t] = (tokens[t-1] - tokens[t+1]) % V."""
     check_int("batch_size", batch_size)
     x = torch.randint(
-        config.vocab_size, (batch_size, config.seq_len), generator=generator
+        config.vocab_size, (batch_size, config.block_size), generator=generator
     )
     left, right = (
         x.roll(1, dims=1),
@@ -68,20 +70,20 @@ class NeighbourModel(nn.Module):
         super().__init__()
         self.config = config
         self.token = nn.Embedding(config.vocab_size, config.d_model)
-        self.position = nn.Embedding(config.seq_len, config.d_model)
+        self.position = nn.Embedding(config.block_size, config.d_model)
         self.attention = MultiHeadAttention(config.d_model, config.num_heads)
         self.classifier = nn.Sequential(
-            nn.Linear(config.d_model, config.d_hidden),
+            nn.Linear(config.d_model, config.dim_feedforward),
             nn.ReLU(),
-            nn.Linear(config.d_hidden, config.vocab_size),
+            nn.Linear(config.dim_feedforward, config.vocab_size),
         )
 
     def forward(self, x: torch.Tensor, need_weights: bool = False):
         check_ids("x", x, self.config.vocab_size)
-        if x.shape[1] > self.config.seq_len:
+        if x.shape[1] > self.config.block_size:
             raise ValueError(
                 f"sequence length {x.shape[1]} exceeds the model's "
-                f"seq_len={self.config.seq_len}"
+                f"block_size={self.config.block_size}"
             )
         positions = torch.arange(x.shape[1], device=x.device)
         h = self.token(x) + self.position(positions)  # (B, T, d)
