@@ -76,7 +76,7 @@ def test_masked_lm_logits_and_loss_equal_transformers(config):
     ours = BertForMaskedLM.from_hf(hf).eval()
     ids, mask, types = inputs(config)
     labels = mask_tokens(ids, mask_id=0, vocab_size=config["vocab_size"], p=0.3,
-                         can_mask=mask.bool(), generator=2)[1]
+                         can_mask=mask.bool(), seed=2)[1]
     with torch.no_grad():
         out = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
         logits, loss = ours(ids, mask, types, labels)
@@ -218,7 +218,7 @@ def _corrupt(p=0.15, mask_share=0.8, random_share=0.1, N=400, T=500, seed=0):
     can_mask = torch.rand(N, T, generator=g) > 0.1
     inputs, labels = mask_tokens(ids, mask_id=3, vocab_size=1000, p=p,
                                  can_mask=can_mask, mask_share=mask_share,
-                                 random_share=random_share, generator=seed)
+                                 random_share=random_share, seed=seed)
     return ids, can_mask, inputs, labels
 
 
@@ -270,10 +270,10 @@ def test_mask_tokens_follows_the_shares(mask_share, random_share):
 def test_mask_tokens_is_seeded_and_leaves_the_global_random_state_alone():
     ids = torch.randint(10, (4, 30))
     before = torch.get_rng_state()
-    a = mask_tokens(ids, mask_id=1, vocab_size=10, generator=5)
-    b = mask_tokens(ids, mask_id=1, vocab_size=10, generator=torch.Generator()
+    a = mask_tokens(ids, mask_id=1, vocab_size=10, seed=5)
+    b = mask_tokens(ids, mask_id=1, vocab_size=10, seed=torch.Generator()
                     .manual_seed(5))
-    c = mask_tokens(ids, mask_id=1, vocab_size=10, generator=6)
+    c = mask_tokens(ids, mask_id=1, vocab_size=10, seed=6)
     assert torch.equal(torch.get_rng_state(), before)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
@@ -338,18 +338,18 @@ def test_mask_tokens_messages_name_the_argument_and_the_range(overrides, message
 def test_mask_tokens_shares_split_the_chosen_tokens_at_their_boundaries():
     ids = torch.full((1, 20_000), 7)
     inputs, labels = mask_tokens(ids, mask_id=1, vocab_size=10, p=0.5, mask_share=1.0,
-                                 random_share=0.0, generator=3)
+                                 random_share=0.0, seed=3)
     chosen = labels != -100
     assert 0.45 < chosen.float().mean() < 0.55  # p is the share chosen
     assert (inputs[chosen] == 1).all()  # mask_share=1: every chosen token is [MASK]
     inputs, labels = mask_tokens(ids, mask_id=1, vocab_size=10, p=0.5, mask_share=0.0,
-                                 random_share=1.0, generator=3)
+                                 random_share=1.0, seed=3)
     chosen = labels != -100
     changed = (inputs[chosen] != 7).float().mean()  # a random id is 7 one time in 10
     assert 0.85 < changed < 0.95
     default = mask_tokens(ids, mask_id=1, vocab_size=10)
     assert torch.equal(default[0], mask_tokens(ids, mask_id=1, vocab_size=10,
-                                               generator=0)[0])
+                                               seed=0)[0])
 
 
 def test_bert_edges_one_token_the_last_segment_id_and_its_initial_weights():

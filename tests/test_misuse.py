@@ -167,7 +167,7 @@ CASES = [
      "head"),
     ("shape", lambda: vit_digits.class_attention(_vit(), torch.rand(28, 28)), "image"),
     ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
-    ("type", lambda: _mask_tokens(generator="0"), "seed"),
+    ("type", lambda: _mask_tokens(seed="0"), "seed"),
     # --- shape ---
     ("shape", lambda: _bert()(ids, torch.ones(2, 4, dtype=torch.bool)), "attention_mask"),
     ("shape", lambda: _mask_tokens(can_mask=torch.ones(2, 4, dtype=torch.bool)),

@@ -335,7 +335,7 @@ def mask_tokens(
     can_mask: torch.Tensor | None = None,
     mask_share: float = 0.8,
     random_share: float = 0.1,
-    generator=None,
+    seed=0,
 ):
     """BERT's corruption for masked-language modelling: returns (inputs, labels).
 
@@ -343,8 +343,8 @@ def mask_tokens(
     A chosen token becomes `mask_id` with probability `mask_share` (BERT: 80%), a
     uniformly random token with probability `random_share` (10%), and stays as it is
     otherwise (10%). `labels` holds the original id at the chosen positions and -100
-    (ignored by the loss) everywhere else. `generator` is a ``torch.Generator`` or an
-    int seed (None: seed 0); the global RNG is not touched.
+    (ignored by the loss) everywhere else. `seed` is an int or a ``torch.Generator``;
+    the global RNG is not touched.
     """
     check_int("vocab_size", vocab_size)
     check_ids("input_ids", input_ids, vocab_size)
@@ -363,7 +363,7 @@ def mask_tokens(
     if can_mask is None:
         can_mask = torch.ones_like(input_ids, dtype=torch.bool)
     check_tensor("can_mask", can_mask, tuple(input_ids.shape), dtype=torch.bool)
-    generator = make_generator(0 if generator is None else generator)
+    generator = make_generator(seed)
 
     shape, device = input_ids.shape, input_ids.device  # draws on the CPU, then moved
     chosen = (torch.rand(shape, generator=generator) < p).to(device) & can_mask

@@ -42,7 +42,9 @@ def test_finetune_follows_its_seed_and_learns_an_easy_split():
     weights = GPT(CONFIG).state_dict()
     run = lambda pretrained, seed: finetune(  # noqa: E731
         CONFIG, pretrained, train, test, seed=seed, finetune_config=short)
+    before = torch.get_rng_state()
     assert run(weights, 0) == run(weights, 0)
+    assert torch.equal(torch.get_rng_state(), before)  # the global RNG is untouched
     assert 0 <= run(None, 1) <= 1
     # the two books differ in their first two characters: a longer run learns them
     long = TrainConfig(steps=60, lr=3e-3)

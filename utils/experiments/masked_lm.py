@@ -59,7 +59,7 @@ def mlm_batches(
             vocab_size=vocab_size,
             mask_share=mask_share,
             random_share=random_share,
-            generator=generator,
+            seed=generator,
         )
 
     return endless_batches(sample, batch_size, seed)
@@ -229,7 +229,7 @@ def corrupt_sentence(
         can_mask=can_mask,
         mask_share=mask_share,
         random_share=random_share,
-        generator=seed,
+        seed=seed,
     )
     rows = []
     for token, read, label in zip(encoding.tokens, inputs[0].tolist(), labels[0]):

@@ -11,7 +11,7 @@ import torch
 
 from utils.checks import check_int
 from utils.data import CorpusSplit, endless_batches
-from utils.env import set_seed
+from utils.env import seeded
 from utils.gpt import GPT, GPTClassifier, GPTConfig
 from utils.train import TrainConfig, accuracy, cross_entropy, train
 
@@ -38,7 +38,7 @@ def verse_set(
     return VerseSet(ids, lengths, labels)
 
 
-def held_out_accuracy(classifier: GPTClassifier, test: VerseSet) -> float:
+def verse_accuracy(classifier: GPTClassifier, test: VerseSet) -> float:
     """The share of `test` verses whose book `classifier` names."""
     with torch.no_grad():
         return accuracy(classifier(test.ids, test.lengths), test.labels)
@@ -58,12 +58,6 @@ def finetune(
     (a GPT state dict), or from a fresh initialisation when it is None; `seed` sets
     the initialisation of the head (and of the body) and the order of the batches."""
     finetune_config = finetune_config or TrainConfig(steps=40, lr=1e-3)
-    set_seed(seed)
-    body = GPT(config)
-    if pretrained is not None:
-        body.load_state_dict(pretrained)
-    num_classes = int(train_set.labels.max()) + 1
-    classifier = GPTClassifier(body, num_classes, pooling=pooling)
 
     def sample(size, generator):
         pick = torch.randint(len(train_set.labels), (size,), generator=generator)
@@ -73,14 +67,20 @@ def finetune(
         ids, lengths, labels = batch
         return cross_entropy(model(ids, lengths), labels)
 
-    train(
-        classifier,
-        endless_batches(sample, batch_size, seed),
-        loss,
-        finetune_config,
-        progress=False,
-    )
-    return held_out_accuracy(classifier, test_set)
+    num_classes = int(train_set.labels.max()) + 1
+    with seeded(seed):  # the caller's global random state is left as it was
+        body = GPT(config)
+        if pretrained is not None:
+            body.load_state_dict(pretrained)
+        classifier = GPTClassifier(body, num_classes, pooling=pooling)
+        train(
+            classifier,
+            endless_batches(sample, batch_size, seed),
+            loss,
+            finetune_config,
+            progress=False,
+        )
+    return verse_accuracy(classifier, test_set)
 
 
 def verse_features(gpt: GPT, verses: VerseSet, pooling="mean") -> torch.Tensor:
