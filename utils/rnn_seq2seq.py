@@ -84,7 +84,7 @@ class RNNSeq2Seq(nn.Module):
             states.append(h)
         return h, c, torch.stack(states, dim=1), src_real  # memory: (B, S, H)
 
-    def attend(self, h: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor):
+    def context(self, h: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor):
         """Bahdanau's context: the query h (B, H) against every encoder state.
 
         Returns the context (B, H) and the weights (B, S) over the source.
@@ -102,7 +102,7 @@ class RNNSeq2Seq(nn.Module):
         x = self.tgt_embedding(token)  # (B, d_embed)
         weights = None
         if self.score is not None:
-            context, weights = self.attend(h, memory, src_real)  # query: the last state
+            context, weights = self.context(h, memory, src_real)  # query: the last state
             x = torch.cat([x, context], dim=-1)  # (B, d_embed + H)
         h, c = self.decoder(x, (h, c))
         out = h if weights is None else torch.cat([h, context], dim=-1)
