@@ -13,6 +13,7 @@ CONFIGS = [
     dict(vocab_size=97, n_positions=32, n_embd=48, n_layer=2, n_head=4),
     dict(vocab_size=300, n_positions=20, n_embd=64, n_layer=3, n_head=2),
     dict(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=1),
+    dict(vocab_size=40, n_positions=8, n_embd=16, n_layer=1, n_head=2, n_inner=24),
 ]
 
 
@@ -41,6 +42,7 @@ def test_logits_equal_hf_gpt2(config):
         config["n_layer"],
         config["n_head"],
     )
+    assert ours.config.dim_feedforward == config.get("n_inner", 4 * config["n_embd"])
     idx = torch.randint(config["vocab_size"], (3, config["n_positions"]))
     with torch.no_grad():
         expected = hf(idx).logits
@@ -103,7 +105,6 @@ def test_lm_head_is_tied_and_hf_conversion_checks_type():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_inner=24), "n_inner"),
         (dict(activation_function="relu"), "activation_function"),
         (dict(layer_norm_epsilon=1e-6), "layer_norm_epsilon"),
         (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn"),

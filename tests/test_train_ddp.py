@@ -191,7 +191,8 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, small_corpus, capsys)
         train_ddp.main(f"{resume} --d-model 48 --block-size 16".split())
     assert str(refused.value) == (
         f"train_ddp.py: error: the checkpoint in {checkpoint} is of another config: "
-        "block_size=64 (checkpoint) vs 16 (now), d_model=32 (checkpoint) vs 48 (now)"
+        "block_size=64 (checkpoint) vs 16 (now), d_model=32 (checkpoint) vs 48 (now), "
+        "dim_feedforward=128 (checkpoint) vs 192 (now)"
     )
     other_text = tmp_path / "other.txt"
     other_text.write_text("abc " * 100)  # 4 characters, not the first corpus's

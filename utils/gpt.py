@@ -37,11 +37,15 @@ class GPTConfig:
     num_layers: int = 4  # Transformer blocks
     num_heads: int = 4  # attention heads per block
     d_model: int = 128  # width of every token's representation
+    dim_feedforward: int | None = None  # the MLP's hidden width; None: 4 * d_model
     dropout: float = 0.0  # dropout probability everywhere
     bias: bool = True  # biases in Linear and LayerNorm (GPT-2: True)
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "num_layers", "num_heads", "d_model"):
+        if self.dim_feedforward is None:
+            self.dim_feedforward = 4 * check_int("d_model", self.d_model)  # GPT-2's
+        sizes = ("vocab_size", "block_size", "num_layers", "num_heads", "d_model")
+        for name in (*sizes, "dim_feedforward"):
             check_int(name, getattr(self, name))
         check_divisible("d_model", self.d_model, "num_heads", self.num_heads)
         check_probability("dropout", self.dropout)
@@ -109,9 +113,10 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
+        d, hidden = config.d_model, config.dim_feedforward  # hidden: 4d in GPT-2
+        self.c_fc = nn.Linear(d, hidden, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
-        self.c_proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, d, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,9 +271,8 @@ class GPT(nn.Module):
                     False,
                 ),
                 "reorder_and_upcast_attn": (hf.reorder_and_upcast_attn, False),
-                "n_inner": (hf.n_inner or 4 * hf.n_embd, 4 * hf.n_embd),
             },
-            "ours is GPT-2: GELU with tanh, LayerNorm eps 1e-5, scaled, a 4x MLP",
+            "ours is GPT-2: GELU with tanh, LayerNorm eps 1e-5, scaled attention",
         )
         theirs = model.state_dict()
         if not torch.equal(theirs["lm_head.weight"], theirs["transformer.wte.weight"]):
@@ -282,6 +286,7 @@ class GPT(nn.Module):
             num_layers=hf.n_layer,
             num_heads=hf.n_head,
             d_model=hf.n_embd,
+            dim_feedforward=hf.n_inner or 4 * hf.n_embd,
         )
         ours = build_like(lambda: cls(config), theirs["lm_head.weight"], model.training)
         conv1d = ("c_attn.weight", "c_proj.weight", "c_fc.weight")  # (in, out)

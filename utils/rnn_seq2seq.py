@@ -102,7 +102,7 @@ class RNNSeq2Seq(nn.Module):
         x = self.tgt_embedding(token)  # (B, d_embed)
         weights = None
         if self.score is not None:
-            context, weights = self.context(h, memory, src_real)  # query: the last state
+            context, weights = self.context(h, memory, src_real)  # query: last state
             x = torch.cat([x, context], dim=-1)  # (B, d_embed + H)
         h, c = self.decoder(x, (h, c))
         out = h if weights is None else torch.cat([h, context], dim=-1)
