@@ -159,13 +159,17 @@ def endless_batches(sample: Callable, batch_size: int, seed=0) -> Iterator:
     return stream()
 
 
-def random_chunks(
-    ids: torch.Tensor, batch_size: int, block_size: int, seed=0
-) -> Iterator:
-    """Endless (x, y) batches: random windows of ids, and the same shifted by one.
+def random_windows(
+    ids: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """`batch_size` windows of ``block_size + 1`` consecutive ids at random starts:
+    (B, T + 1), the inputs and, one further on, each input's next token."""
+    start = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
+    return ids[start[:, None] + torch.arange(block_size + 1)]  # (B, T + 1)
 
-    x and y are (B, T) with T = block_size; y[b, t] is the token after x[b, t].
-    """
+
+def check_block_size(ids: torch.Tensor, block_size: int) -> None:
+    """(N,) long ids, and a block size shorter than them."""
     check_tensor("ids", ids, ("N",), dtype=torch.long)
     if not 1 <= check_int("block_size", block_size) < len(ids):
         raise ValueError(
@@ -173,9 +177,18 @@ def random_chunks(
             f"got block_size={block_size}"
         )
 
+
+def random_chunks(
+    ids: torch.Tensor, batch_size: int, block_size: int, seed=0
+) -> Iterator:
+    """Endless (x, y) batches: random windows of ids, and the same shifted by one.
+
+    x and y are (B, T) with T = block_size; y[b, t] is the token after x[b, t].
+    """
+    check_block_size(ids, block_size)
+
     def chunks(batch_size, generator):
-        start = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
-        offsets = start[:, None] + torch.arange(block_size)  # (B, T)
-        return ids[offsets], ids[offsets + 1]  # (B, T), (B, T)
+        windows = random_windows(ids, batch_size, block_size, generator)  # (B, T + 1)
+        return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
     return endless_batches(chunks, batch_size, seed)

@@ -220,7 +220,7 @@ def test_word_windows_take_every_word_that_fits_and_follow_their_seed():
     (dict(ids=torch.arange(20.0)), "ids must have dtype torch.int64, got torch.float32"),
     (dict(ids=torch.arange(20)[None]), "ids must have shape (N), got (1, 20)"),
     (dict(block_size=0), "block_size must be a positive int, got block_size=0"),
-    (dict(block_size=20), "block_size must be in [1, 19], got 20"),
+    (dict(block_size=20), "block_size must be in [1, 19] (shorter than ids), got block_size=20"),
 ], ids=["float-ids", "2-d-ids", "zero-block", "block-too-long"])
 def test_mlm_batches_refusals_name_the_argument_exactly(kwargs, message):
     arguments = dict(ids=torch.arange(20), batch_size=2, block_size=4, mask_id=0,

@@ -13,8 +13,8 @@ import torch
 
 from utils.attention import record_attention
 from utils.bert import Bert, BertConfig, mask_tokens
-from utils.checks import check_int, check_number, check_tensor
-from utils.data import endless_batches
+from utils.checks import check_int, check_number
+from utils.data import check_block_size, endless_batches, random_windows
 from utils.env import make_generator, split_generator
 from utils.plot import (
     EDGE,
@@ -46,14 +46,11 @@ def mlm_batches(
 ) -> Iterator:
     """Endless (inputs, labels) batches: random windows of `ids`, corrupted by
     :func:`mask_tokens` with p = 15% and the given shares."""
-    check_tensor("ids", ids, ("N",), dtype=torch.long)
-    if not 1 <= check_int("block_size", block_size) < len(ids):
-        raise ValueError(f"block_size must be in [1, {len(ids) - 1}], got {block_size}")
+    check_block_size(ids, block_size)
 
     def sample(batch_size, generator):
-        start = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
-        windows = ids[start[:, None] + torch.arange(block_size)]  # (B, T)
-        return mask_tokens(
+        windows = random_windows(ids, batch_size, block_size, generator)[:, :-1]
+        return mask_tokens(  # windows: (B, T)
             windows,
             mask_id=mask_id,
             vocab_size=vocab_size,
