@@ -445,3 +445,15 @@ def test_classifier_rejects_an_unknown_pooling():
     with pytest.raises(ValueError, match="pooling must be one of 'mean', 'last'"):
         GPTClassifier(_gpt(vocab_size=12, block_size=8, num_layers=1, num_heads=2,
                            d_model=8), 3, pooling="max")
+
+
+def test_generate_never_samples_a_suppressed_token():
+    model = _gpt(vocab_size=6, block_size=16, num_layers=1, num_heads=2, d_model=8)
+    with torch.no_grad():
+        model.lm_head.weight[3] += 5.0  # token 3 would be the likeliest
+    prompt = torch.zeros(40, 1, dtype=torch.long)
+    free = model.generate(prompt, 8, temperature=2.0, seed=1)
+    kept_out = model.generate(prompt, 8, temperature=2.0, seed=1, suppress=(3, 5))
+    assert (free == 3).any() and not ((kept_out == 3) | (kept_out == 5))[:, 1:].any()
+    with pytest.raises(ValueError, match="suppress ids must be token ids, got 6"):
+        model.generate(prompt, 1, suppress=(6,))

@@ -213,6 +213,7 @@ class GPT(nn.Module):
         use_cache: bool = True,
         seed=0,
         top_p: float | None = None,
+        suppress: tuple[int, ...] = (),
     ) -> torch.Tensor:
         """Append `max_new_tokens` sampled tokens to `idx` (B, T): (B, T + new).
 
@@ -223,11 +224,16 @@ class GPT(nn.Module):
         of earlier tokens are kept, so each step feeds only the newest token. Once the
         context is full, both paths restart from the last `block_size` tokens, so the
         outputs with and without the cache are the same. Dropout is off while it
-        samples (eval mode); the model's mode is restored afterwards.
+        samples (eval mode); the model's mode is restored afterwards. The ids in
+        `suppress` are never sampled (e.g. iGPT's start token, which is no pixel).
         """
         check_int("max_new_tokens", max_new_tokens, minimum=0)
         check_bool("use_cache", use_cache)
         self._check_ids(idx)
+        suppress = list(suppress)
+        for token in suppress:
+            if not 0 <= check_int("suppress ids", token, 0) < self.config.vocab_size:
+                raise ValueError(f"suppress ids must be token ids, got {token}")
         generator, block_size, cache = (
             make_generator(seed),
             self.config.block_size,
@@ -242,6 +248,7 @@ class GPT(nn.Module):
                 cache = [KVCache() for _ in self.transformer.h] if use_cache else None
                 h = self.features(idx[:, -block_size:], cache)
             logits = self.lm_head(h[:, -1])  # (B, V)
+            logits[:, suppress] = float("-inf")  # never drawn
             next_id = sample_next(
                 logits, generator, temperature, top_k, top_p
             )  # (B, 1)

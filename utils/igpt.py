@@ -10,9 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from utils.checks import check_finite, check_int, check_tensor
-from utils.env import make_generator
-from utils.gpt import KVCache
-from utils.sampling import sample_next
 
 
 class PixelTokenizer:
@@ -113,9 +110,8 @@ def complete(
     """Keep the first `rows_given` rows of each image (B, H·W ids) and let `gpt`
     sample the rest, pixel by pixel: returns (B, H·W) ids.
 
-    This is the loop of ``GPT.generate`` with one change: the start token is not a
-    pixel, so its logit is set to -inf before each draw (``generate`` samples from
-    the whole vocabulary).
+    It is ``GPT.generate`` after the start token and the given rows, with the start
+    token suppressed: it is not a pixel.
     """
     check_tensor("ids", ids, ("B", "H·W"), dtype=torch.long)
     check_int("width", width)
@@ -129,18 +125,18 @@ def complete(
             f"gpt.config.block_size={gpt.config.block_size} is shorter than the start "
             f"token and {ids.shape[1]} pixels"
         )
-    generator = make_generator(seed)
-    cache = [KVCache() for _ in gpt.transformer.h] if use_cache else None
-    idx = with_start(ids[:, : rows_given * width], start_id)  # (B, 1 + given)
-    new_tokens = idx
-    for _ in range((height - rows_given) * width):
-        h = gpt.features(new_tokens, cache)  # (B, T_new, C)
-        logits = gpt.lm_head(h[:, -1])  # (B, V)
-        logits[:, start_id] = float("-inf")
-        next_id = sample_next(logits, generator, temperature, top_k)  # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
-        new_tokens = next_id if use_cache else idx
-    return idx[:, 1:]  # (B, H·W) without the start token
+    given = with_start(ids[:, : rows_given * width], start_id)  # (B, 1 + given)
+    new_pixels = (height - rows_given) * width
+    done = gpt.generate(
+        given,
+        new_pixels,
+        temperature,
+        top_k,
+        use_cache=use_cache,
+        seed=seed,
+        suppress=(start_id,),
+    )
+    return done[:, 1:]  # (B, H·W) without the start token
 
 
 @torch.no_grad()
