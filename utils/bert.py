@@ -30,7 +30,7 @@ from utils.checks import (
 from utils.convert import build_like, check_source, check_supported, copy_weights
 from utils.env import make_generator
 from utils.train import cross_entropy
-from utils.transformer import EncoderLayer
+from utils.transformer import EncoderLayer, normal_init
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Bert(nn.Module):
             )
             for _ in range(config.num_layers)
         )
-        self.apply(_init_weights)
+        self.apply(normal_init)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         self._check_inputs(input_ids, attention_mask, token_type_ids)
@@ -195,7 +195,7 @@ class BertForMaskedLM(nn.Module):
         self.config = config
         self.bert = Bert(config)
         self.head = MaskedLMHead(config, self.bert.embeddings.word)
-        _init_weights(self.head.dense)  # (the decoder's weight is the embedding's)
+        normal_init(self.head.dense)  # (the decoder's weight is the embedding's)
         nn.init.zeros_(self.head.decoder.bias)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
@@ -215,14 +215,6 @@ class BertForMaskedLM(nn.Module):
                 "(tie_word_embeddings=True): ours is tied"
             )
         return bert_from_hf(cls, model.config.to_dict(), theirs, model)
-
-
-def _init_weights(module: nn.Module) -> None:
-    """BERT's initialisation: normal(0, 0.02) weights, zero biases."""
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        nn.init.zeros_(module.bias)
 
 
 def check_attention_mask(attention_mask, shape: tuple) -> None:

@@ -28,6 +28,7 @@ from utils.convert import build_like, check_source, check_supported, copy_weight
 from utils.env import make_generator
 from utils.sampling import sample_next
 from utils.train import cross_entropy
+from utils.transformer import normal_init
 
 
 @dataclass
@@ -155,19 +156,12 @@ class GPT(nn.Module):
         )
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying
-        self.apply(self._init_weights)
+        self.apply(normal_init)  # normal(0, 0.02), zero biases
         for name, p in self.named_parameters():  # GPT-2: scale the residual outputs
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(
                     p, mean=0.0, std=0.02 / math.sqrt(2 * config.num_layers)
                 )
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def _check_ids(self, idx: torch.Tensor, start: int = 0) -> None:
         check_ids("idx", idx, self.config.vocab_size)

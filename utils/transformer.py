@@ -49,6 +49,15 @@ def sinusoidal_positional_encoding(T: int, d_model: int) -> torch.Tensor:
     return pe  # (T, d)
 
 
+def normal_init(module: nn.Module) -> None:
+    """GPT-2's and BERT's initialisation, for ``model.apply``: normal(0, 0.02)
+    weights of linear layers and embeddings, zero biases."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 def _check_input(name: str, x: torch.Tensor, d_model: int) -> None:
     check_tensor(name, x, ("B", "T", d_model), floating=True)
     if x.shape[1] == 0:
