@@ -1,11 +1,11 @@
-"""The Transformer: positional encodings, encoder and decoder layers, the model, a
-Seq2Seq.
+"""The Transformer: positional encodings, encoder and decoder layers, the model and a
+sequence-to-sequence model built on it.
 
 Used in chapter 6 (and by the GPT, BERT and ViT chapters after it). Built on
 :mod:`utils.attention`, so every mask here follows its convention:
 
-* **True = may attend** for ``src_mask``, ``tgt_mask`` and ``memory_mask``, each (T_q,
-  T_k);
+* **True = may attend** for ``src_mask``, ``tgt_mask`` and ``memory_mask``, each
+  (T_q, T_k);
 * **True = a real token** for the key-padding masks, each (B, T_k).
 
 ``nn.Transformer`` uses the opposite convention for boolean masks (True = masked out),
@@ -237,8 +237,7 @@ class Transformer(nn.Module):
 
     Each stack ends with a LayerNorm, as in ``nn.Transformer``. Masks follow this
     module's convention (True = may attend; key padding: True = real token); PyTorch's
-    boolean masks
-    mean the opposite, so pass ``~m`` for a PyTorch mask ``m``.
+    boolean masks mean the opposite, so pass ``~m`` for a PyTorch mask ``m``.
     """
 
     def __init__(

@@ -24,8 +24,7 @@ def state_jacobian_norms(
     x is (B, T, I); the cell (RNNCell or LSTMCell) starts from a zero state. The
     Jacobian is exact: each sequence is repeated H times and row i back-propagates the
     one-hot vector e_i from s_T. Returns (T,): entry t is the geometric mean over the B
-    sequences, distance
-    T - 1 - t. Used in chapters 1 and 2.
+    sequences, at distance T - 1 - t. Used in chapters 1 and 2.
     """
     if not isinstance(cell, (RNNCell, LSTMCell)):
         raise ValueError(

@@ -1,6 +1,5 @@
-"""A synthetic long-range task: recall a signal token across a lag of distractors
-(chapter
-2).
+"""A synthetic long-range task (chapter 2): recall a signal token across a lag of
+distractors.
 
 A sequence has `max_lag + 1` tokens: random *distractor* tokens with one *signal* token
 (one of `num_signals`) placed `lag` steps before the end. After the last token the model
