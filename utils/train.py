@@ -37,7 +37,10 @@ def check_targets(logits, targets, ignore_index: int = -100) -> torch.Tensor:
         )
     keep = targets != ignore_index  # (...)
     if not keep.any():
-        raise ValueError(f"every target is ignore_index={ignore_index}: no targets")
+        raise ValueError(
+            f"no targets to score: there are none, or every target is "
+            f"ignore_index={ignore_index}"
+        )
     V, kept = logits.shape[-1], targets[keep]
     if kept.min() < 0 or kept.max() >= V:
         raise ValueError(
