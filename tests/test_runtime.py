@@ -122,21 +122,31 @@ def test_a_downloaded_chapter_installs_the_course_and_runs(runtime):
     assert "site-packages" in import_check.stdout, "utils was not installed by cell 0"
 
 
+def _setup_cells(cells) -> list:
+    """A chapter's set-up: the code cells in a row after its install cell and title."""
+    rest = cells[1:]
+    first = next(i for i, c in enumerate(rest) if c.cell_type == "code")
+    setup = []
+    for cell in rest[first:]:
+        if cell.cell_type != "code":
+            break
+        setup.append(cell)
+    return setup
+
+
 def test_every_chapters_imports_need_only_the_runtime_packages(runtime):
     """Each chapter's install cell and set-up cell (its imports), outside the repository.
     The appendix runs a script of the repository: outside it, it says so."""
     chapters = [c for c in CHAPTERS if not c.startswith("11_")]
-    setup = [
-        next(c for c in _cells(name)[1:] if c.cell_type == "code") for name in chapters
-    ]
+    setup = [cell for name in chapters for cell in _setup_cells(_cells(name))]
     install = _cells(chapters[0])[0]
     path = _outside_the_repository(runtime, "imports.ipynb", [install, *setup])
     run = _execute(runtime, path)
     assert run.returncode == 0, run.stderr[-3000:]
 
     appendix = _cells("11_data_parallel.ipynb")
-    setup = next(c for c in appendix[1:] if c.cell_type == "code")
-    path = _outside_the_repository(runtime, "appendix.ipynb", [appendix[0], setup])
+    setup = _setup_cells(appendix)
+    path = _outside_the_repository(runtime, "appendix.ipynb", [appendix[0], *setup])
     run = _execute(runtime, path)
     assert run.returncode != 0 and "clone the course's repository" in run.stderr
 
