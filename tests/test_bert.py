@@ -15,10 +15,10 @@ from utils.bert import (
     BertConfig,
     BertForMaskedLM,
     hf_name,
-    mask_tokens,
-    mean_pool,
 )
+from utils.data import mask_tokens
 from utils.gpt import GPT, GPTConfig
+from utils.pooling import mean_pool
 
 CONFIGS = [
     dict(vocab_size=99, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,

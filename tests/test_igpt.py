@@ -5,12 +5,12 @@ import torch
 
 from utils.gpt import GPT, GPTConfig
 from utils.igpt import (
-    PixelTokenizer,
     complete,
     downsample,
     layer_features,
     with_start,
 )
+from utils.tokenizers import PixelTokenizer
 
 
 def _images(n=6, H=4, W=5, seed=0):

@@ -21,6 +21,7 @@ from utils import (
     env,
     gpt,
     igpt,
+    pooling,
     rnn,
     rnn_seq2seq,
     sampling,
@@ -82,7 +83,7 @@ def _hf_bert(cls="BertModel", **config):
 
 
 def _mask_tokens(**kwargs):
-    return bert.mask_tokens(ids, **dict(dict(mask_id=1, vocab_size=10), **kwargs))
+    return data.mask_tokens(ids, **dict(dict(mask_id=1, vocab_size=10), **kwargs))
 
 
 def _vit():
@@ -91,7 +92,7 @@ def _vit():
 
 
 def _pixels():
-    return igpt.PixelTokenizer(3).fit(torch.rand(2, 4, 4))
+    return tokenizers.PixelTokenizer(3).fit(torch.rand(2, 4, 4))
 
 
 def _hf_untied():
@@ -116,8 +117,8 @@ CASES = [
     ("type", lambda: train.train(nn.Linear(1, 1), [1, 2], lambda m, b: None), "iterator"),
     ("type", lambda: sampling.sample_next(torch.zeros(1, 3), None), "generator"),
     ("type", lambda: bert.BertConfig(num_layers=2.0), "num_layers"),
-    ("type", lambda: igpt.PixelTokenizer(4.0), "n_levels"),
-    ("range", lambda: igpt.PixelTokenizer(0), "n_levels"),
+    ("type", lambda: tokenizers.PixelTokenizer(4.0), "n_levels"),
+    ("range", lambda: tokenizers.PixelTokenizer(0), "n_levels"),
     ("shape", lambda: _pixels().encode(torch.rand(4, 4)), "images must have shape"),
     ("dtype", lambda: _pixels().encode(torch.ones(1, 4, 4, dtype=torch.long)),
      "floating"),
@@ -166,13 +167,13 @@ CASES = [
     ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 1, 9),
      "head"),
     ("shape", lambda: vit_digits.class_attention(_vit(), torch.rand(28, 28)), "image"),
-    ("type", lambda: bert.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
+    ("type", lambda: data.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
     ("type", lambda: _mask_tokens(seed="0"), "seed"),
     # --- shape ---
     ("shape", lambda: _bert()(ids, torch.ones(2, 4, dtype=torch.bool)), "attention_mask"),
     ("shape", lambda: _mask_tokens(can_mask=torch.ones(2, 4, dtype=torch.bool)),
      "can_mask"),
-    ("shape", lambda: bert.mean_pool(x3, torch.ones(2, 4, dtype=torch.bool)),
+    ("shape", lambda: pooling.mean_pool(x3, torch.ones(2, 4, dtype=torch.bool)),
      "attention_mask"),
     ("shape", lambda: attention.split_heads(torch.zeros(2, 8), 2), "x must have shape"),
     ("shape", lambda: attention.merge_heads(torch.zeros(2, 3, 4)), "x must have shape"),
@@ -309,9 +310,9 @@ CASES = [
     ("converter", lambda: transformer.Transformer.from_torch(
         nn.Transformer(8, 2, 1, 1, 16, batch_first=True, bias=False)), "bias"),
     # --- non-finite: NaN or inf where it would give a silent result ---
-    ("non-finite", lambda: igpt.PixelTokenizer(2).fit(torch.rand(2, 4, 4)).encode(
+    ("non-finite", lambda: tokenizers.PixelTokenizer(2).fit(torch.rand(2, 4, 4)).encode(
         torch.full((1, 4, 4), float("nan"))), "images must be finite"),
-    ("non-finite", lambda: igpt.PixelTokenizer(2).fit(
+    ("non-finite", lambda: tokenizers.PixelTokenizer(2).fit(
         torch.tensor([[[0.0, float("inf")]]])), "images must be finite"),
     ("non-finite", lambda: sampling.next_token_probs(torch.randn(2, 5), float("inf")),
      "temperature must be finite"),

@@ -8,7 +8,9 @@ tensor at a time; :data:`HF_NAMES` lists where each of its tensors goes.
 
 Masks follow the course's convention, which is also Hugging Face's for BERT:
 ``attention_mask`` is (B, T) with True (or 1) for a real token and False (or 0) for
-padding.
+padding. BERT's corruption for masked-language modelling is
+:func:`utils.data.mask_tokens`; the mean of its features over the real tokens is
+:func:`utils.pooling.mean_pool`.
 """
 
 import json
@@ -20,6 +22,7 @@ import torch.nn as nn
 
 from utils import convert
 from utils.checks import (
+    check_attention_mask,
     check_divisible,
     check_ids,
     check_int,
@@ -28,7 +31,6 @@ from utils.checks import (
     check_tensor,
 )
 from utils.convert import build_like, check_source, check_supported, copy_weights
-from utils.env import make_generator
 from utils.train import cross_entropy
 from utils.transformer import EncoderLayer, normal_init
 
@@ -217,30 +219,6 @@ class BertForMaskedLM(nn.Module):
         return bert_from_hf(cls, model.config.to_dict(), theirs, model)
 
 
-def check_attention_mask(attention_mask, shape: tuple) -> None:
-    """A (B, T) padding mask: bool, or ints that are all 0 or 1; True/1 = real token."""
-    check_tensor("attention_mask", attention_mask, shape)
-    if attention_mask.is_floating_point() or attention_mask.is_complex():
-        got = f"dtype {attention_mask.dtype}"
-    elif not set(attention_mask.unique().tolist()) <= {0, 1}:  # True == 1
-        got = f"values {attention_mask.unique()[:5].tolist()}"
-    else:
-        return
-    raise ValueError(
-        "attention_mask must be bool or ints 0/1, True/1 = a real token (the "
-        "course's and Hugging Face's convention; floats are refused, an additive "
-        f"mask is another convention), got {got}"
-    )
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mean of (B, T, d) features over each sequence's real tokens: (B, d)."""
-    check_tensor("hidden", hidden, ("B", "T", "d"), floating=True)
-    check_attention_mask(attention_mask, hidden.shape[:2])
-    real = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (hidden * real).sum(1) / real.sum(1).clamp(min=1)  # (B, d)
-
-
 # Where each of Hugging Face's tensors goes: (their name, ours), per layer and outside.
 HF_NAMES = {
     "layer": [
@@ -316,54 +294,3 @@ def bert_from_hf(cls, hf: dict, theirs: dict, source: nn.Module | None):
     return copy_weights(
         ours, theirs, lambda name: hf_name(name, prefix), skip=("head.decoder.weight",)
     )
-
-
-def mask_tokens(
-    input_ids: torch.Tensor,
-    *,
-    mask_id: int,
-    vocab_size: int,
-    p: float = 0.15,
-    can_mask: torch.Tensor | None = None,
-    mask_share: float = 0.8,
-    random_share: float = 0.1,
-    seed=0,
-):
-    """BERT's corruption for masked-language modelling: returns (inputs, labels).
-
-    Each token with ``can_mask`` True (default: all) is chosen with probability `p`.
-    A chosen token becomes `mask_id` with probability `mask_share` (BERT: 80%), a
-    uniformly random token with probability `random_share` (10%), and stays as it is
-    otherwise (10%). `labels` holds the original id at the chosen positions and -100
-    (ignored by the loss) everywhere else. `seed` is an int or a ``torch.Generator``;
-    the global RNG is not touched.
-    """
-    check_int("vocab_size", vocab_size)
-    check_ids("input_ids", input_ids, vocab_size)
-    check_int("mask_id", mask_id, minimum=0)
-    if mask_id >= vocab_size:
-        raise ValueError(f"mask_id={mask_id} must be < vocab_size={vocab_size}")
-    if not 0 < check_number("p", p) < 1:
-        raise ValueError(f"p must be in (0, 1), got p={p!r}")
-    check_number("mask_share", mask_share, low=0, high=1)
-    check_number("random_share", random_share, low=0, high=1)
-    if mask_share + random_share > 1 + 1e-9:
-        raise ValueError(
-            f"mask_share + random_share must be at most 1 (the rest stays unchanged), "
-            f"got {mask_share} + {random_share}"
-        )
-    if can_mask is None:
-        can_mask = torch.ones_like(input_ids, dtype=torch.bool)
-    check_tensor("can_mask", can_mask, tuple(input_ids.shape), dtype=torch.bool)
-    generator = make_generator(seed)
-
-    shape, device = input_ids.shape, input_ids.device  # draws on the CPU, then moved
-    chosen = (torch.rand(shape, generator=generator) < p).to(device) & can_mask
-    fate = torch.rand(shape, generator=generator).to(device)  # what a chosen becomes
-    to_mask = chosen & (fate < mask_share)
-    to_random = chosen & (fate >= mask_share) & (fate < mask_share + random_share)
-    random_ids = torch.randint(vocab_size, shape, generator=generator).to(device)
-    inputs = input_ids.masked_fill(to_mask, mask_id)
-    inputs = torch.where(to_random, random_ids, inputs)
-    labels = input_ids.masked_fill(~chosen, -100)
-    return inputs, labels  # (B, T) each

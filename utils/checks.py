@@ -136,3 +136,19 @@ def check_special_ids(config, names=("pad_id", "bos_id", "eos_id")) -> None:
                 f"{name} must be a target id below "
                 f"tgt_vocab_size={config.tgt_vocab_size}"
             )
+
+
+def check_attention_mask(attention_mask, shape: tuple) -> None:
+    """A (B, T) padding mask: bool, or ints that are all 0 or 1; True/1 = real token."""
+    check_tensor("attention_mask", attention_mask, shape)
+    if attention_mask.is_floating_point() or attention_mask.is_complex():
+        got = f"dtype {attention_mask.dtype}"
+    elif not set(attention_mask.unique().tolist()) <= {0, 1}:  # True == 1
+        got = f"values {attention_mask.unique()[:5].tolist()}"
+    else:
+        return
+    raise ValueError(
+        "attention_mask must be bool or ints 0/1, True/1 = a real token (the "
+        "course's and Hugging Face's convention; floats are refused, an additive "
+        f"mask is another convention), got {got}"
+    )

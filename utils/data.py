@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from utils.checks import check_choice, check_int, check_number, check_tensor
+from utils.checks import check_choice, check_ids, check_int, check_number, check_tensor
 from utils.env import make_generator
 
 
@@ -192,3 +192,54 @@ def random_chunks(
         return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
     return endless_batches(chunks, batch_size, seed)
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    p: float = 0.15,
+    can_mask: torch.Tensor | None = None,
+    mask_share: float = 0.8,
+    random_share: float = 0.1,
+    seed=0,
+):
+    """BERT's corruption for masked-language modelling: returns (inputs, labels).
+
+    Each token with ``can_mask`` True (default: all) is chosen with probability `p`.
+    A chosen token becomes `mask_id` with probability `mask_share` (BERT: 80%), a
+    uniformly random token with probability `random_share` (10%), and stays as it is
+    otherwise (10%). `labels` holds the original id at the chosen positions and -100
+    (ignored by the loss) everywhere else. `seed` is an int or a ``torch.Generator``;
+    the global RNG is not touched.
+    """
+    check_int("vocab_size", vocab_size)
+    check_ids("input_ids", input_ids, vocab_size)
+    check_int("mask_id", mask_id, minimum=0)
+    if mask_id >= vocab_size:
+        raise ValueError(f"mask_id={mask_id} must be < vocab_size={vocab_size}")
+    if not 0 < check_number("p", p) < 1:
+        raise ValueError(f"p must be in (0, 1), got p={p!r}")
+    check_number("mask_share", mask_share, low=0, high=1)
+    check_number("random_share", random_share, low=0, high=1)
+    if mask_share + random_share > 1 + 1e-9:
+        raise ValueError(
+            f"mask_share + random_share must be at most 1 (the rest stays unchanged), "
+            f"got {mask_share} + {random_share}"
+        )
+    if can_mask is None:
+        can_mask = torch.ones_like(input_ids, dtype=torch.bool)
+    check_tensor("can_mask", can_mask, tuple(input_ids.shape), dtype=torch.bool)
+    generator = make_generator(seed)
+
+    shape, device = input_ids.shape, input_ids.device  # draws on the CPU, then moved
+    chosen = (torch.rand(shape, generator=generator) < p).to(device) & can_mask
+    fate = torch.rand(shape, generator=generator).to(device)  # what a chosen becomes
+    to_mask = chosen & (fate < mask_share)
+    to_random = chosen & (fate >= mask_share) & (fate < mask_share + random_share)
+    random_ids = torch.randint(vocab_size, shape, generator=generator).to(device)
+    inputs = input_ids.masked_fill(to_mask, mask_id)
+    inputs = torch.where(to_random, random_ids, inputs)
+    labels = input_ids.masked_fill(~chosen, -100)
+    return inputs, labels  # (B, T) each

@@ -26,6 +26,7 @@ from utils.checks import (
 )
 from utils.convert import build_like, check_source, check_supported, copy_weights
 from utils.env import make_generator
+from utils.pooling import mean_pool
 from utils.sampling import sample_next
 from utils.train import cross_entropy
 from utils.transformer import normal_init
@@ -331,8 +332,7 @@ class GPTClassifier(nn.Module):
         h = self.gpt.features(idx)  # (B, T, C)
         if self.pooling == "last":
             return h[torch.arange(B), lengths - 1]  # (B, C): the last real token
-        real = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
-        return (h * real).sum(1) / real.sum(1)  # (B, C): the mean of the real tokens
+        return mean_pool(h, padding_mask(lengths, T))  # (B, C): the real tokens' mean
 
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(idx, lengths))  # (B, classes)

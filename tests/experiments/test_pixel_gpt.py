@@ -8,7 +8,8 @@ from sklearn.linear_model import LogisticRegression
 
 from utils.experiments import pixel_gpt as px
 from utils.gpt import GPT, GPTConfig
-from utils.igpt import PixelTokenizer, layer_features, with_start
+from utils.igpt import layer_features, with_start
+from utils.tokenizers import PixelTokenizer
 
 
 @pytest.fixture(scope="module")

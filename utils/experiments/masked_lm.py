@@ -12,9 +12,9 @@ import matplotlib.patches as patches
 import torch
 
 from utils.attention import record_attention
-from utils.bert import Bert, BertConfig, mask_tokens
+from utils.bert import Bert, BertConfig
 from utils.checks import check_int, check_number
-from utils.data import check_block_size, endless_batches, random_windows
+from utils.data import check_block_size, endless_batches, mask_tokens, random_windows
 from utils.env import make_generator, split_generator
 from utils.plot import (
     EDGE,

@@ -16,8 +16,9 @@ from utils.checks import check_int, check_tensor
 from utils.data import endless_batches, load_mnist
 from utils.env import split_generator
 from utils.gpt import GPT, GPTConfig
-from utils.igpt import PixelTokenizer, complete, downsample, layer_features, with_start
+from utils.igpt import complete, downsample, layer_features, with_start
 from utils.plot import EDGE, KEY, MASKED, QUERY, TEXT, image
+from utils.tokenizers import PixelTokenizer
 
 # the pixel read (QUERY) and the one predicted (KEY)
 
