@@ -16,6 +16,7 @@ from utils import (
     attention,
     beam_search,
     bert,
+    char_rnn,
     cnn,
     data,
     env,
@@ -33,7 +34,6 @@ from utils import (
 from utils.experiments import (
     bigram,
     bottleneck,
-    char_rnn,
     linear_probe,
     neighbour_heads,
     number_words,

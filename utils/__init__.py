@@ -1,13 +1,14 @@
 """Shared code for *Attention, Step by Step*, in three layers.
 
-* **Models**, the code the course teaches: ``rnn``, ``rnn_seq2seq``, ``attention``,
-  ``transformer``, ``gpt``, ``bert``, ``igpt``, ``cnn``, ``vit``. They never plot.
+* **Models**, the code the course teaches: ``rnn``, ``char_rnn``, ``rnn_seq2seq``,
+  ``attention``, ``transformer``, ``gpt``, ``bert``, ``igpt``, ``cnn``, ``vit``. They
+  never plot.
 * **Foundation**, what every chapter uses: ``checks`` (argument checks), ``convert``
   (copying a reference model's weights), ``env`` (seeds, threads, devices), ``data``
   (data sets and batch streams), ``train`` (the training loop, losses, accuracy,
   parameter counts), ``claims`` (the text's claims, checked; computed verdicts),
   ``timing`` (speeds compared in turns), ``sampling``, ``beam_search``,
-  ``tokenizers``, ``plot`` (with the course palette), ``widgets``, ``source``.
+  ``tokenizers``, ``pooling``, ``plot`` (with the course palette), ``widgets``, ``source``.
 * **Experiments**, each chapter's tasks and drawings: ``utils.experiments``.
 
 One vocabulary throughout (CONTRIBUTING.md lists it): configs name ``vocab_size``,

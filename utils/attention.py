@@ -384,3 +384,63 @@ def record_attention(model: nn.Module):
     finally:
         for handle in handles:
             handle.remove()
+
+
+# --- The same multi-head attention, one head at a time (chapter 5's speed test) ---
+
+
+def multi_head_loop(mha: MultiHeadAttention, query, key, value, mask=None):
+    """`mha`'s output, one head at a time in a Python loop (for comparison)."""
+    d_k, outputs = mha.d_k, []
+    q, k, v = mha.w_q(query), mha.w_k(key), mha.w_v(value)  # (B, T, d_model) each
+    if mask is not None:  # one (B, T_q, T_k) mask per head
+        B, H, T_q, T_k = q.shape[0], mha.num_heads, q.shape[1], k.shape[1]
+        check_mask(mask, (B, H, T_q, T_k))
+        mask = torch.broadcast_to(mask, (B, H, T_q, T_k))
+    for h in range(mha.num_heads):
+        part = slice(h * d_k, (h + 1) * d_k)  # head h's features
+        head_mask = None if mask is None else mask[:, h]
+        out, _ = scaled_dot_product_attention(
+            q[..., part], k[..., part], v[..., part], head_mask
+        )
+        outputs.append(out)  # (B, T_q, d_k)
+    return mha.w_o(torch.cat(outputs, dim=-1))  # (B, T_q, d_model)
+
+
+# --- Chapter 0's first look: one self-attention layer over the pixels of an image ---
+
+
+class PixelSelfAttention(nn.Module):
+    """One self-attention layer over the pixels: (B, 1, H, W) -> (B, C, H, W).
+
+    Each pixel becomes a token: its intensity, projected to C features, plus a learned
+    embedding of its position. Every token attends to every other token.
+    """
+
+    def __init__(self, height: int, width: int, channels: int = 8):
+        super().__init__()
+        self.embed = nn.Linear(1, channels)
+        self.position = nn.Parameter(0.5 * torch.randn(height * width, channels))
+        self.query, self.key, self.value = (
+            nn.Linear(channels, channels) for _ in range(3)
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = image.shape
+        if H * W != self.position.shape[0]:
+            raise ValueError(
+                f"image has {H}x{W} pixels, the layer expects {self.position.shape[0]}"
+            )
+        tokens = (
+            self.embed(image.reshape(B, H * W, 1)) + self.position
+        )  # (B, T, C), T = H·W
+        q, k, v = (
+            self.query(tokens),
+            self.key(tokens),
+            self.value(tokens),
+        )  # (B, T, C) each
+        weights = torch.softmax(
+            q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1
+        )  # (B, T, T)
+        out = weights @ v  # (B, T, C)
+        return out.transpose(1, 2).reshape(B, -1, H, W)  # (B, C, H, W)

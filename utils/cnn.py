@@ -100,3 +100,50 @@ def receptive_fields(config: CNNConfig) -> list[int]:
         jump *= 2
         sides.append(side)
     return sides
+
+
+# --- Chapter 0's stack of 'same' convolutions, to measure receptive fields ---
+
+
+@dataclass
+class ConvStackConfig:
+    kernel_size: int = 3  # k: odd, so "same" padding keeps the image size
+    depth: int = 2  # L: number of convolution layers
+    dilation: int = 1  # d: spacing between kernel taps
+    channels: int = 8
+
+    def __post_init__(self):
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"kernel_size must be a positive odd int, got {self.kernel_size}"
+            )
+        for name in ("depth", "dilation", "channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be >= 1, got {name}={getattr(self, name)}"
+                )
+
+
+def theoretical_receptive_field(kernel_size: int, depth: int, dilation: int = 1) -> int:
+    """Side of the receptive field of a stack of convolutions: 1 + L·(k − 1)·d."""
+    ConvStackConfig(kernel_size, depth, dilation)  # validates the arguments
+    return 1 + depth * (kernel_size - 1) * dilation
+
+
+class ConvStack(nn.Module):
+    """`depth` 'same'-padded convolutions with tanh: (B, 1, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, config: ConvStackConfig):
+        super().__init__()
+        k, d, c = config.kernel_size, config.dilation, config.channels
+        padding = d * (k - 1) // 2
+        self.layers = nn.ModuleList(
+            nn.Conv2d(1 if i == 0 else c, c, k, padding=padding, dilation=d)
+            for i in range(config.depth)
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image  # (B, 1, H, W)
+        for conv in self.layers:
+            x = torch.tanh(conv(x))  # (B, C, H, W)
+        return x

@@ -304,3 +304,32 @@ def set_forget_bias(lstm: nn.Module, value: float) -> nn.Module:
                 H = p.shape[0] // 4
                 p[H : 2 * H] = value if name.startswith("bias_ih") else 0.0
     return lstm
+
+
+class LastStepClassifier(nn.Module):
+    """A recurrent network read out at the last step: (B, T, I) -> (B, num_classes).
+
+    `cell` is 'rnn' or 'lstm' (our from-scratch modules); `forget_bias` sets the LSTM's.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int,
+        forget_bias: float | None = None,
+    ):
+        super().__init__()
+        check_choice("cell", cell, ("rnn", "lstm"))
+        check_int("num_classes", num_classes)
+        self.recurrent = (RNN if cell == "rnn" else LSTM)(input_size, hidden_size)
+        if forget_bias is not None:
+            if cell != "lstm":
+                raise ValueError("forget_bias is only for cell='lstm'")
+            set_forget_bias(self.recurrent, forget_bias)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        output, _ = self.recurrent(x)  # (B, T, H)
+        return self.head(output[:, -1])  # (B, num_classes)

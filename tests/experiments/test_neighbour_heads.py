@@ -6,13 +6,12 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from utils.attention import MultiHeadAttention, padding_mask
+from utils.attention import MultiHeadAttention, multi_head_loop, padding_mask
 from utils.experiments.neighbour_heads import (
     NeighbourModel,
     NeighbourTaskConfig,
     attention_by_offset,
     draw_heads,
-    multi_head_loop,
     neighbour_accuracy,
     neighbour_batches,
     neighbour_difference_batch,

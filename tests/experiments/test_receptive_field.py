@@ -4,14 +4,12 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from utils.attention import PixelSelfAttention
+from utils.cnn import ConvStack, ConvStackConfig, theoretical_receptive_field
 from utils.experiments.receptive_field import (
-    ConvStack,
-    ConvStackConfig,
-    PixelSelfAttention,
     draw_receptive_fields,
     input_gradient,
     receptive_field_extent,
-    theoretical_receptive_field,
 )
 
 

@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from utils.experiments.signal_recall import (
-    LastStepClassifier,
     RecallConfig,
     draw_long_range,
     recall_accuracy,
     recall_batches,
     signal_recall,
 )
-from utils.rnn import LSTM, RNN
+from utils.rnn import LSTM, RNN, LastStepClassifier
 from utils.train import classification_loss
 
 

@@ -2,16 +2,15 @@
 
 One module per experiment, named after it:
 
-* ``receptive_field`` (chapter 0): conv stacks against one attention layer, by
-  gradients;
-* ``char_rnn`` (chapter 1): a character language model on the King James Bible;
+* ``receptive_field`` (chapter 0): what a conv stack and one attention layer see,
+  measured by gradients;
 * ``gradient_flow`` (chapters 1, 2): how far back the gradient reaches in an RNN or
   LSTM;
 * ``signal_recall`` (chapter 2): remember a token across a lag, RNN against LSTM;
 * ``bottleneck`` (chapter 3): the RNN encoder-decoder with and without attention,
   by source length, and its alignment;
 * ``softmax_scaling`` (chapter 4): why the scores are divided by √d_k;
-* ``neighbour_heads`` (chapter 5): heads that specialise, and three ways to run them;
+* ``neighbour_heads`` (chapter 5): heads that specialise, on a task that needs two;
 * ``number_words`` (chapters 3, 6): English number words to digits;
 * ``positional_encoding`` (chapter 6): the sinusoidal encoding and its dot products;
 * ``residual_stream`` (chapter 6): a stack with and without residual connections;

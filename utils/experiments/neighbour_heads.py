@@ -12,7 +12,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from utils.attention import MultiHeadAttention, check_mask, scaled_dot_product_attention
+from utils.attention import MultiHeadAttention
 from utils.checks import check_divisible, check_ids, check_int
 from utils.data import endless_batches
 from utils.plot import attention_map
@@ -146,24 +146,3 @@ def draw_heads(fig, head: int = 0, example: int = 0, *, model: NeighbourModel, t
         ylim=(0, 1),
     )
     return axes
-
-
-# --- The same multi-head attention, one head at a time (chapter 5's speed test) ---
-
-
-def multi_head_loop(mha: MultiHeadAttention, query, key, value, mask=None):
-    """`mha`'s output, one head at a time in a Python loop (for comparison)."""
-    d_k, outputs = mha.d_k, []
-    q, k, v = mha.w_q(query), mha.w_k(key), mha.w_v(value)  # (B, T, d_model) each
-    if mask is not None:  # one (B, T_q, T_k) mask per head
-        B, H, T_q, T_k = q.shape[0], mha.num_heads, q.shape[1], k.shape[1]
-        check_mask(mask, (B, H, T_q, T_k))
-        mask = torch.broadcast_to(mask, (B, H, T_q, T_k))
-    for h in range(mha.num_heads):
-        part = slice(h * d_k, (h + 1) * d_k)  # head h's features
-        head_mask = None if mask is None else mask[:, h]
-        out, _ = scaled_dot_product_attention(
-            q[..., part], k[..., part], v[..., part], head_mask
-        )
-        outputs.append(out)  # (B, T_q, d_k)
-    return mha.w_o(torch.cat(outputs, dim=-1))  # (B, T_q, d_model)

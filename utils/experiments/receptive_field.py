@@ -6,93 +6,12 @@ which pixels get a non-zero gradient. A stack of convolutions sees a window that
 with depth; a single self-attention layer over the pixels sees every pixel.
 """
 
-import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
+from utils.attention import PixelSelfAttention
+from utils.cnn import ConvStack, ConvStackConfig
 from utils.env import seeded
-
-
-@dataclass
-class ConvStackConfig:
-    kernel_size: int = 3  # k: odd, so "same" padding keeps the image size
-    depth: int = 2  # L: number of convolution layers
-    dilation: int = 1  # d: spacing between kernel taps
-    channels: int = 8
-
-    def __post_init__(self):
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"kernel_size must be a positive odd int, got {self.kernel_size}"
-            )
-        for name in ("depth", "dilation", "channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be >= 1, got {name}={getattr(self, name)}"
-                )
-
-
-def theoretical_receptive_field(kernel_size: int, depth: int, dilation: int = 1) -> int:
-    """Side of the receptive field of a stack of convolutions: 1 + L·(k − 1)·d."""
-    ConvStackConfig(kernel_size, depth, dilation)  # validates the arguments
-    return 1 + depth * (kernel_size - 1) * dilation
-
-
-class ConvStack(nn.Module):
-    """`depth` 'same'-padded convolutions with tanh: (B, 1, H, W) -> (B, C, H, W)."""
-
-    def __init__(self, config: ConvStackConfig):
-        super().__init__()
-        k, d, c = config.kernel_size, config.dilation, config.channels
-        padding = d * (k - 1) // 2
-        self.layers = nn.ModuleList(
-            nn.Conv2d(1 if i == 0 else c, c, k, padding=padding, dilation=d)
-            for i in range(config.depth)
-        )
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image  # (B, 1, H, W)
-        for conv in self.layers:
-            x = torch.tanh(conv(x))  # (B, C, H, W)
-        return x
-
-
-class PixelSelfAttention(nn.Module):
-    """One self-attention layer over the pixels: (B, 1, H, W) -> (B, C, H, W).
-
-    Each pixel becomes a token: its intensity, projected to C features, plus a learned
-    embedding of its position. Every token attends to every other token.
-    """
-
-    def __init__(self, height: int, width: int, channels: int = 8):
-        super().__init__()
-        self.embed = nn.Linear(1, channels)
-        self.position = nn.Parameter(0.5 * torch.randn(height * width, channels))
-        self.query, self.key, self.value = (
-            nn.Linear(channels, channels) for _ in range(3)
-        )
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = image.shape
-        if H * W != self.position.shape[0]:
-            raise ValueError(
-                f"image has {H}x{W} pixels, the layer expects {self.position.shape[0]}"
-            )
-        tokens = (
-            self.embed(image.reshape(B, H * W, 1)) + self.position
-        )  # (B, T, C), T = H·W
-        q, k, v = (
-            self.query(tokens),
-            self.key(tokens),
-            self.value(tokens),
-        )  # (B, T, C) each
-        weights = torch.softmax(
-            q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1
-        )  # (B, T, T)
-        out = weights @ v  # (B, T, C)
-        return out.transpose(1, 2).reshape(B, -1, H, W)  # (B, C, H, W)
 
 
 def input_gradient(

@@ -16,11 +16,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.checks import check_choice, check_int
+from utils.checks import check_int
 from utils.data import endless_batches
 from utils.env import make_generator
 from utils.experiments.gradient_flow import lstm_gradient_flow
-from utils.rnn import LSTM, RNN, set_forget_bias
 from utils.train import accuracy
 
 
@@ -69,35 +68,6 @@ def signal_recall(
 def recall_batches(config: RecallConfig, batch_size: int = 128, seed=0):
     """Endless training batches of the task, every lag mixed."""
     return endless_batches(partial(signal_recall, config), batch_size, seed)
-
-
-class LastStepClassifier(nn.Module):
-    """A recurrent network read out at the last step: (B, T, I) -> (B, num_classes).
-
-    `cell` is 'rnn' or 'lstm' (our from-scratch modules); `forget_bias` sets the LSTM's.
-    """
-
-    def __init__(
-        self,
-        cell: str,
-        input_size: int,
-        hidden_size: int,
-        num_classes: int,
-        forget_bias: float | None = None,
-    ):
-        super().__init__()
-        check_choice("cell", cell, ("rnn", "lstm"))
-        check_int("num_classes", num_classes)
-        self.recurrent = (RNN if cell == "rnn" else LSTM)(input_size, hidden_size)
-        if forget_bias is not None:
-            if cell != "lstm":
-                raise ValueError("forget_bias is only for cell='lstm'")
-            set_forget_bias(self.recurrent, forget_bias)
-        self.head = nn.Linear(hidden_size, num_classes)
-
-    def forward(self, x):
-        output, _ = self.recurrent(x)  # (B, T, H)
-        return self.head(output[:, -1])  # (B, num_classes)
 
 
 @torch.no_grad()

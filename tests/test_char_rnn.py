@@ -1,10 +1,10 @@
-"""utils.experiments.char_rnn (chapter 1): a character language model with the from-scratch RNN."""
+"""utils.char_rnn (chapter 1): a character language model with the from-scratch RNN."""
 
 import pytest
 import torch
 
+from utils.char_rnn import CharLM, CharLMConfig, generate, next_char_loss
 from utils.data import random_chunks
-from utils.experiments.char_rnn import CharLM, CharLMConfig, generate, next_char_loss
 from utils.rnn import LSTM, RNN
 from utils.tokenizers import CharTokenizer
 
