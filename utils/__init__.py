@@ -8,7 +8,8 @@
   (data sets and batch streams), ``train`` (the training loop, losses, accuracy,
   parameter counts), ``claims`` (the text's claims, checked; computed verdicts),
   ``timing`` (speeds compared in turns), ``sampling``, ``beam_search``,
-  ``tokenizers``, ``pooling``, ``plot`` (with the course palette), ``widgets``, ``source``.
+  ``tokenizers``, ``pooling``, ``plot`` (with the course palette), ``widgets``,
+  ``source``.
 * **Experiments**, each chapter's tasks and drawings: ``utils.experiments``.
 
 One vocabulary throughout (CONTRIBUTING.md lists it): configs name ``vocab_size``,
