@@ -180,3 +180,16 @@ def test_scaled_rnn_cell_has_half_size_input_weights_and_no_bias():
     w_ih = torch.randn(6, 3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(cell.weight_ih, 0.5 * w_ih)
     assert not cell.bias_ih.any() and not cell.bias_hh.any()
+
+
+def test_clipping_keeps_the_gradient_norm_bounded_and_the_rng_untouched():
+    from utils.experiments.gradient_flow import clipping_run
+
+    before = torch.get_rng_state()
+    clipped_loss, clipped_norm = clipping_run(max_norm=1.0, steps=20)
+    free_loss, free_norm = clipping_run(max_norm=float("inf"), steps=20)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert clipped_norm[0] == free_norm[0] > 10  # the same start: an exploding norm
+    assert clipped_loss[0] == free_loss[0]
+    assert clipped_loss[-1] < clipped_loss[0]  # clipped steps make progress
+    assert clipping_run(max_norm=1.0, steps=20) == (clipped_loss, clipped_norm)

@@ -259,3 +259,12 @@ def test_the_next_token_encoder_is_a_bert_body_with_a_head_and_gpts_loss():
     changed = idx.clone()
     changed[:, -1] = (changed[:, -1] + 1) % 7  # no causal mask: the first position sees it
     assert not torch.allclose(model(changed, targets)[0][:, 0], logits[:, 0])
+
+
+def test_our_bert_matches_transformers_on_a_small_random_config():
+    before = torch.get_rng_state()
+    config = dict(vocab_size=30, hidden_size=16, num_hidden_layers=1,
+                  num_attention_heads=2, intermediate_size=32,
+                  max_position_embeddings=12, type_vocab_size=2)
+    assert masked_lm.difference_from_transformers(config) <= 1e-5
+    assert torch.equal(torch.get_rng_state(), before)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from utils.checks import check_choice, check_int, check_positive, check_tensor
 from utils.env import make_generator, seeded
-from utils.rnn import NONLINEARITIES, LSTMCell, RNNCell, set_forget_bias
+from utils.rnn import NONLINEARITIES, RNN, LSTMCell, RNNCell, set_forget_bias
 
 
 def state_jacobian_norms(
@@ -177,3 +177,47 @@ def lstm_gradient_flow(
     rnn_norms = state_jacobian_norms(rnn, x, "h").detach().flip(0)
     lstm_norms = state_jacobian_norms(lstm, x, "c").detach().flip(0)
     return torch.arange(num_steps), rnn_norms, lstm_norms
+
+
+def clipping_run(
+    max_norm: float,
+    scale: float = 2.0,
+    length: int = 30,
+    steps: int = 50,
+    lr: float = 0.1,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
+    """Chapter 1's clipping experiment: the loss and the gradient norm (before
+    clipping) at each of `steps` steps of plain gradient descent.
+
+    A tiny regression: an RNN whose W_hh is `scale` × a random orthogonal matrix (its
+    gradients explode over `length` steps) predicts the sum of the first three inputs
+    from its last state. The gradient is clipped to `max_norm` (inf: not clipped).
+    The same run for every COURSE_SEED: it shows a mechanism, not a trained result;
+    the global random state is left as it was.
+    """
+    check_positive("max_norm", max_norm)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        rnn, head = RNN(1, 32), nn.Linear(32, 1)
+    with torch.no_grad():
+        q, _ = torch.linalg.qr(torch.randn(32, 32, generator=g))
+        rnn.weight_hh_l0.copy_(scale * q)  # chaotic: gradients explode
+    x = torch.randn(64, length, 1, generator=g)  # (B, T, 1)
+    y = x[:, :3].sum(dim=(1, 2))[:, None]  # (B, 1)
+    parameters = list(rnn.parameters()) + list(head.parameters())
+    losses, norms = [], []
+    for _ in range(steps):
+        loss = F.mse_loss(head(rnn(x)[0][:, -1]), y)
+        for p in parameters:
+            p.grad = None
+        loss.backward()
+        # clip_grad_norm_ returns the norm before clipping
+        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        norms.append(float(norm))
+        losses.append(loss.item())
+        with torch.no_grad():
+            for p in parameters:
+                p -= lr * p.grad  # plain gradient descent
+    return losses, norms

@@ -12,7 +12,7 @@ import matplotlib.patches as patches
 import torch
 
 from utils.attention import record_attention
-from utils.bert import Bert, BertConfig
+from utils.bert import Bert, BertConfig, BertForMaskedLM
 from utils.checks import check_int, check_number
 from utils.data import check_block_size, endless_batches, mask_tokens, random_windows
 from utils.env import make_generator, split_generator
@@ -87,6 +87,36 @@ class NextTokenEncoder(torch.nn.Module):
 def next_token_loss(model, batch) -> torch.Tensor:
     """The next-token loss of one (idx, targets) batch, for GPT or the encoder."""
     return model(*batch)[1]
+
+
+def difference_from_transformers(hf_kwargs: dict, seed: int = 0) -> float:
+    """Our Bert and BertForMaskedLM against ``transformers``' with the same random
+    weights (a ``BertConfig(**hf_kwargs)``): the largest difference of the hidden
+    states and of the MLM logits at real tokens, on 3 sequences of random ids and
+    token types, two of them padded. The global random state is left as it was."""
+    import transformers
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        config = transformers.BertConfig(**hf_kwargs, attn_implementation="eager")
+        T = hf_kwargs["max_position_embeddings"]
+        ids = torch.randint(hf_kwargs["vocab_size"], (3, T))  # (B, T)
+        types = torch.randint(hf_kwargs["type_vocab_size"], (3, T))  # (B, T)
+        hf_bert = transformers.BertModel(config).eval()
+        hf_mlm = transformers.BertForMaskedLM(config).eval()
+    attention_mask = torch.ones(3, T, dtype=torch.long)  # (B, T), 1 = real token
+    attention_mask[1, T // 2 :], attention_mask[2, 5:] = 0, 0
+    real = attention_mask.bool()
+    ours_bert, ours_mlm = Bert.from_hf(hf_bert), BertForMaskedLM.from_hf(hf_mlm)
+    with torch.no_grad():
+        hidden = ours_bert(ids, attention_mask, types)  # (B, T, d)
+        logits = ours_mlm(ids, attention_mask, types)[0]  # (B, T, V)
+        expected_hidden = hf_bert(ids, attention_mask, types).last_hidden_state
+        expected_logits = hf_mlm(ids, attention_mask, types).logits
+    return max(
+        (hidden - expected_hidden)[real].abs().max().item(),
+        (logits - expected_logits)[real].abs().max().item(),
+    )
 
 
 def word_windows(text: str, tokenizer, block_size: int, start: int, n: int, seed=0):

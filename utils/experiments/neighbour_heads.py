@@ -12,10 +12,11 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from utils.attention import MultiHeadAttention
+from utils.attention import MultiHeadAttention, multi_head_loop
 from utils.checks import check_divisible, check_ids, check_int
 from utils.data import endless_batches
 from utils.plot import attention_map
+from utils.timing import median_times
 from utils.train import accuracy, cross_entropy
 
 
@@ -146,3 +147,33 @@ def draw_heads(fig, head: int = 0, example: int = 0, *, model: NeighbourModel, t
         ylim=(0, 1),
     )
     return axes
+
+
+def time_variants(B: int, T: int, d_model: int, H: int, repeat: int = 3) -> dict:
+    """Chapter 5's speed test: seconds for the forward and backward pass of four
+    implementations of the same multi-head attention on one shape, (B, T, d_model)
+    with H heads. They run in turns, `repeat` rounds after a warm-up; each gets the
+    median of its rounds. Checks first that the four compute the same function."""
+    with torch.random.fork_rng():  # the global random state is left as it was
+        torch.manual_seed(0)
+        reference = nn.MultiheadAttention(d_model, H, batch_first=True)
+        x = torch.randn(B, T, d_model, requires_grad=True)  # (B, T, d_model)
+    mha = MultiHeadAttention.from_torch(reference)
+    variants = {
+        "loop over heads": lambda: multi_head_loop(mha, x, x, x),
+        "batched heads (ours)": lambda: mha(x, x, x, need_weights=True)[0],
+        "fused F.scaled_dot_product_attention": lambda: mha(x, x, x)[0],
+        "nn.MultiheadAttention": lambda: reference(x, x, x)[0],
+    }
+    with torch.no_grad():
+        outputs = [forward() for forward in variants.values()]
+    for out in outputs[1:]:  # the same function
+        if (out - outputs[0]).abs().max() > 1e-5:
+            raise AssertionError("the four implementations disagree")
+
+    def step(forward):
+        x.grad = None
+        forward().sum().backward()
+
+    steps = {name: partial(step, forward) for name, forward in variants.items()}
+    return median_times(steps, repeat=repeat)
