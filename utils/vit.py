@@ -208,7 +208,6 @@ def vit_from_hf(model) -> ViT:
         dropout=hf.hidden_dropout_prob,
         layer_norm_eps=hf.layer_norm_eps,
     )
-    theirs = model.state_dict()
-    first = next(iter(theirs.values()))
-    ours = build_like(lambda: ViT(config), first, model.training)
-    return copy_weights(ours, theirs, hf_name)
+    like = next(model.parameters())  # their dtype and device
+    ours = build_like(lambda: ViT(config), like, model.training)
+    return copy_weights(ours, model.state_dict(), hf_name)
