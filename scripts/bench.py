@@ -49,7 +49,28 @@ def run_notebook(path: Path) -> dict:
     seconds = time.perf_counter() - start
     # The kernel was this process's child and has exited: its peak RSS is in RUSAGE_CHILDREN (KiB).
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak_mb}
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_mb,
+        "slowest_cells": slowest_cells(notebook),
+    }
+
+
+def slowest_cells(notebook, n: int = 3) -> list[list]:
+    """The `n` code cells that took longest: [cell id, seconds], from the timestamps
+    nbclient records in each cell's metadata."""
+    from datetime import datetime
+
+    timed = []
+    for cell in notebook.cells:
+        times = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in times and "shell.execute_reply" in times:
+            begin, end = (
+                datetime.fromisoformat(times[k].replace("Z", "+00:00"))
+                for k in ("iopub.execute_input", "shell.execute_reply")
+            )
+            timed.append([cell.get("id"), round((end - begin).total_seconds(), 1)])
+    return sorted(timed, key=lambda row: -row[1])[:n]
 
 
 def chapter_rows(pattern: str) -> list[dict]:
@@ -72,9 +93,12 @@ def chapter_rows(pattern: str) -> list[dict]:
                 "ok": measured["seconds"] <= budget,
             }
         )
+        slowest = ", ".join(
+            f"{cell} {s:.0f} s" for cell, s in measured["slowest_cells"]
+        )
         print(
             f"  {path.stem:<32} {measured['seconds']:7.1f} s  {measured['peak_mb']:7.0f} MB  "
-            f"(budget {budget} s{'' if rows[-1]['ok'] else ', OVER'})",
+            f"(budget {budget} s{'' if rows[-1]['ok'] else ', OVER'}; slowest cells: {slowest})",
             flush=True,
         )
     return rows
