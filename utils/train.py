@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from utils.checks import (
     check_bool,
     check_choice,
+    check_finite,
     check_int,
     check_number,
     check_positive,
@@ -73,6 +74,7 @@ def accuracy(
     Targets equal to `ignore_index` are left out.
     """
     keep = check_targets(logits, targets, ignore_index)
+    check_finite("logits", logits)  # argmax would pick a NaN: a silent wrong score
     return (logits.argmax(-1) == targets)[keep].float().mean().item()
 
 
