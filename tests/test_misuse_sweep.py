@@ -11,7 +11,6 @@ counts per class.
 import random
 import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,8 +31,6 @@ from utils import (
     vit,
 )
 from utils.char_rnn import CharLM, CharLMConfig
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ids(*shape, high=10):
