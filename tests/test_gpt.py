@@ -14,6 +14,9 @@ CONFIGS = [
     dict(vocab_size=300, n_positions=20, n_embd=64, n_layer=3, n_head=2),
     dict(vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=1),
     dict(vocab_size=40, n_positions=8, n_embd=16, n_layer=1, n_head=2, n_inner=24),
+    # the exact GELU (GPT-2's is "gelu_new", the tanh approximation)
+    dict(vocab_size=30, n_positions=8, n_embd=16, n_layer=2, n_head=2,
+         activation_function="gelu"),
 ]
 
 
@@ -43,6 +46,8 @@ def test_logits_equal_hf_gpt2(config):
         config["n_head"],
     )
     assert ours.config.dim_feedforward == config.get("n_inner", 4 * config["n_embd"])
+    tanh = config.get("activation_function", "gelu_new") == "gelu_new"
+    assert ours.config.activation == ("gelu_tanh" if tanh else "gelu")
     idx = torch.randint(config["vocab_size"], (3, config["n_positions"]))
     with torch.no_grad():
         expected = hf(idx).logits
@@ -105,7 +110,8 @@ def test_lm_head_is_tied_and_hf_conversion_checks_type():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(activation_function="relu"), "activation_function"),
+        (dict(activation_function="relu"), "activation_function in"),
+        (dict(activation_function="gelu_fast"), "got 'gelu_fast'"),
         (dict(layer_norm_epsilon=1e-6), "layer_norm_epsilon"),
         (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn"),
         (dict(tie_word_embeddings=False), "tie_word_embeddings=True"),
@@ -457,3 +463,17 @@ def test_generate_never_samples_a_suppressed_token():
     assert (free == 3).any() and not ((kept_out == 3) | (kept_out == 5))[:, 1:].any()
     with pytest.raises(ValueError, match="suppress ids must be token ids, got 6"):
         model.generate(prompt, 1, suppress=(6,))
+
+
+@pytest.mark.parametrize("activation, approximate", [("gelu", "none"), ("gelu_tanh", "tanh")])
+def test_the_mlp_uses_the_configured_gelu(activation, approximate):
+    config = GPTConfig(vocab_size=10, block_size=4, d_model=8, activation=activation)
+    mlp = GPT(config).transformer.h[0].mlp
+    x = torch.randn(2, 4, 8) * 3
+    hidden = torch.nn.functional.gelu(mlp.c_fc(x), approximate=approximate)
+    torch.testing.assert_close(mlp(x), mlp.c_proj(hidden), rtol=0, atol=0)
+
+
+def test_the_config_refuses_another_activation():
+    with pytest.raises(ValueError, match="activation must be one of 'gelu', 'gelu_tanh'"):
+        GPTConfig(activation="relu")

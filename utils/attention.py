@@ -105,7 +105,9 @@ def scaled_dot_product_attention(
         scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0
     weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), rows sum to 1
     if mask is not None:  # a row with no allowed key is NaN: make it zero
-        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+        empty = ~mask.any(dim=-1, keepdim=True)  # (..., T_q, 1)
+        if empty.any():  # rare (never with a causal mask): no copy otherwise
+            weights = weights.masked_fill(empty, 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
