@@ -2,7 +2,11 @@
 bench`).
 """
 
+import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -18,6 +22,35 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeat: int = 15, warmup: int = 2
+) -> dict[str, float]:
+    """Median seconds of each of `fns`, timed in turn: one run of each per round, so
+    that a slow patch of the machine (another process, a warm-up) hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
+@contextmanager
+def busy_process():
+    """One other process that keeps a core busy, as on a learner's working laptop."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def forward_backward(
