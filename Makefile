@@ -57,16 +57,22 @@ browser:
 	  echo "chromium is not installed and cannot be installed here: the browser tests will fail"
 
 lint: $(STAMP)
-	$(BIN)/ruff check utils benchmarks scripts tests
-	$(BIN)/ruff format --check utils benchmarks scripts
+	$(BIN)/ruff check utils benchmarks scripts tests conftest.py
+	$(BIN)/ruff format --check utils benchmarks scripts conftest.py
 	$(BIN)/zizmor --offline --quiet --config .github/zizmor.yml --persona=pedantic .github/workflows
 
 # Notebooks run with the course's two threads (COURSE_THREADS) in book, test and bench
 # alike, so they compute the same numbers. Two pytest workers share the two cores; idle
 # threads sleep instead of spinning (OMP_WAIT_POLICY), which keeps that cheap.
+# Each chapter executes once: nbval's execution of a chapter whose every cell passed goes
+# into the book's execution cache (conftest.py), and the build test then takes it from
+# there. Both phases run, so that one report lists every failure.
 test: setup browser lint
 	@$(FRESH_CACHE)
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra
+	@OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax -ra \
+	  --ignore=tests/test_book.py; units=$$?; \
+	COURSE_BOOK_FROM_NBVAL=1 $(BIN)/python -m pytest tests/test_book.py -ra; \
+	book=$$?; exit $$(( units || book ))
 
 # Mutation testing against the unit tests (not part of make test): pinned mutmut, installed
 # on demand. All of utils/ is about 8,600 mutants: the model modules run at 100-300 a

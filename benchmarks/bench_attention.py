@@ -13,7 +13,8 @@ import matplotlib
 import torch
 import torch.nn as nn
 
-from utils.attention import MultiHeadAttention
+import utils.attention
+from utils.attention import MultiHeadAttention, attend
 from utils.experiments.neighbour_heads import (
     NeighbourModel,
     NeighbourTaskConfig,
@@ -24,7 +25,7 @@ from utils.experiments.neighbour_heads import (
 from utils.experiments.softmax_scaling import D_K_VALUES, draw_scaling
 from utils.widgets import Experiment
 
-from .timing import best_of, callback_row, ratio_result
+from .timing import best_of, callback_row, interleaved_medians, ratio_result
 
 B, T, D_MODEL, HEADS = 8, 256, 256, 8
 SHAPE = f"B={B}, T={T}, d={D_MODEL}, H={HEADS}, fwd+bwd"
@@ -81,6 +82,48 @@ def bench_heads_loop_batched_fused():
         ratio_result("loop over heads vs batched heads (fwd+bwd)", loop, explicit),
         ratio_result("batched explicit vs fused attention (fwd+bwd)", explicit, fused),
     ]
+
+
+def bench_attend_path_choice():
+    """attend()'s choice on the CPU for short sequences (chapter 7's GPT: B=32, H=4,
+    T=64, d_k=24, causal): the explicit product without gradients, the fused kernel
+    with them. Each chosen path against the other: at most 1.0x."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 32, 4, 64, 24, requires_grad=True)
+
+    def run(short_keys, grad):
+        def step():
+            utils.attention.SHORT_KEYS = short_keys  # 0: always the fused kernel
+            with torch.set_grad_enabled(grad):
+                out = attend(q, k, v, causal=True)[0]
+                if grad:
+                    out.sum().backward()
+
+        return step
+
+    default, rows = utils.attention.SHORT_KEYS, []
+    try:
+        for grad, label in ((False, "no gradients"), (True, "fwd+bwd")):
+            seconds = interleaved_medians(
+                {
+                    "chosen": run(default, grad),
+                    "explicit": run(10**9, grad),
+                    "fused": run(0, grad),
+                },
+                repeat=30,
+            )
+            other = "fused" if not grad else "explicit"
+            rows.append(
+                ratio_result(
+                    f"attend T=64 {label}: chosen / {other}",
+                    seconds["chosen"],
+                    seconds[other],
+                    limit=1.0,
+                )
+            )
+    finally:
+        utils.attention.SHORT_KEYS = default
+    return rows
 
 
 def bench_scaling_widget():

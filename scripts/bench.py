@@ -21,6 +21,8 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+import utils  # noqa: F401  (before torch, as in the chapters: its OpenMP setting)
+
 ROOT = Path(__file__).resolve().parents[1]
 LOAD = os.environ.get("LOAD") == "1"
 OUT = ROOT / "_build" / ("bench-load.json" if LOAD else "bench.json")

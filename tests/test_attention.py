@@ -266,10 +266,13 @@ def test_attend_without_weights_calls_the_fused_kernel(monkeypatch):
     )  # the kernel's own causal mask
     attend(q, q, q, causal=True, need_weights=True)  # the explicit path: no call
     short = q[:, :SHORT_KEYS]
-    out, weights = attend(short, short, short, causal=True)  # short: explicit, faster
+    with torch.no_grad():  # short, no gradients: explicit, the faster there
+        out, weights = attend(short, short, short, causal=True)
     assert len(calls) == 1 and weights is None
     torch.testing.assert_close(out, F.scaled_dot_product_attention(
         short, short, short, is_causal=True))
+    attend(short, short, short, causal=True)  # gradients: the fused kernel's backward
+    assert len(calls) == 3 and calls[2]["is_causal"] is True  # [1]: the check above
 
 
 def test_attend_rejects_bad_arguments():

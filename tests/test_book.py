@@ -60,6 +60,26 @@ def build_log() -> str:
 
 
 @pytest.mark.build
+@pytest.mark.parametrize(
+    "chapter", sorted(p.name for p in (ROOT / "chapters").glob("*.ipynb"))
+)
+def test_the_build_reused_the_execution_nbval_validated(build_log, chapter):
+    """In `make test`, nbval executes each chapter once and the build reuses it."""
+    if os.environ.get("COURSE_BOOK_FROM_NBVAL") != "1":
+        pytest.skip("only after nbval has run every chapter, as `make test` does")
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
+    notebook = nbformat.read(ROOT / "chapters" / chapter, as_version=4)
+    try:
+        record = cache.match_cache_notebook(notebook)
+    except KeyError:
+        pytest.fail(f"{chapter}: no executed copy in the cache")
+    assert record.data.get("executed_by") == "nbval", f"the build executed {chapter}"
+
+
+@pytest.mark.build
 def test_book_builds_with_zero_warnings(build_log):
     warnings = [
         line

@@ -58,6 +58,16 @@ def test_a_converted_model_keeps_its_sources_dtype(name):
     assert {p.dtype for p in ours.parameters()} == {torch.float64}
 
 
+def test_build_like_puts_the_model_on_the_sources_device():
+    # the meta device stands in for a GPU: a tensor there has a device and no data
+    like = torch.empty(3, dtype=torch.float64, device="meta")
+    ours = convert.build_like(lambda: nn.Linear(2, 3), like, training=False)
+    assert {(p.device.type, p.dtype) for p in ours.parameters()} == {
+        ("meta", torch.float64)
+    }
+    assert not ours.training
+
+
 def test_an_eval_model_copied_from_an_eval_source_gives_its_output():
     # dropout 0.1 on both: a copy left in training mode would differ
     source = nn.MultiheadAttention(8, 2, dropout=0.1, batch_first=True).eval()

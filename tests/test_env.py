@@ -149,3 +149,20 @@ def test_seeded_blocks_are_repeatable_and_restore_every_generator():
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected
     env.set_seed(5)
     assert (random.random(), np.random.rand(), torch.rand(1)) == inside
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1000"), ("5", "5")])
+def test_importing_utils_shortens_the_openmp_spin_unless_it_is_set(preset, expected):
+    # OpenMP reads it when torch loads: utils (imported first) sets it before that
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        environment["GOMP_SPINCOUNT"] = preset
+    code = "import utils, os; print(os.environ['GOMP_SPINCOUNT'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == expected, result.stderr

@@ -27,3 +27,9 @@ def test_the_install_names_a_release_not_a_branch():
     assert requirement.startswith("attention-step-by-step @ git+https://")
     assert requirement.rsplit("@", 1)[1].startswith("v")  # the version tag
     compile(install_cell.install_source(), "install cell", "exec")  # valid Python
+
+
+def test_the_install_cell_imports_utils_before_anything_imports_torch():
+    # utils sets OpenMP's spin before torch loads (utils/__init__.py)
+    source = install_cell.install_source()
+    assert "import utils" in source and "torch" not in source

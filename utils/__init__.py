@@ -23,3 +23,13 @@ Each chapter imports what it teaches from here and shows its source with
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# OpenMP threads (PyTorch's, on the CPU) spin for a while after each parallel region
+# before they sleep. By default they spin long enough that, with another busy process
+# on the machine, they take turns with it and a chapter slows 3x instead of 2x. A short
+# spin keeps a quiet machine's speed and gives way under load (`make bench` measures
+# both). It applies when set before torch is imported: every chapter imports utils
+# first, in its install cell.
+_os.environ.setdefault("GOMP_SPINCOUNT", "1000")

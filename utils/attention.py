@@ -99,7 +99,8 @@ def scaled_dot_product_attention(
     """
     _check_qkv(q, k, v)
     check_probability("dropout_p", dropout_p)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
+    q = q / math.sqrt(q.shape[-1])  # scale q, not the larger scores: the same product
+    scores = q @ k.transpose(-2, -1)  # (..., T_q, T_k)
     if mask is not None:
         check_mask(mask, scores.shape)
         scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0
@@ -139,7 +140,8 @@ def padding_mask(lengths, T: int) -> torch.Tensor:
     return torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
 
 
-SHORT_KEYS = 64  # up to this many keys, attend() on the CPU takes the explicit path
+SHORT_KEYS = 64  # up to this many keys, without gradients, attend() on the CPU takes
+# the explicit path
 
 
 def attend(
@@ -154,7 +156,8 @@ def attend(
     """Attention as the models run it: ``(output, weights or None)``.
 
     With ``need_weights=True`` it is :func:`scaled_dot_product_attention`, the explicit
-    form, and so it is on the CPU for at most ``SHORT_KEYS`` keys, where that is faster.
+    form, and so it is on the CPU for at most ``SHORT_KEYS`` keys when no gradient is
+    recorded (evaluation, sampling), where that is faster.
     Otherwise it calls PyTorch's ``F.scaled_dot_product_attention``, whose fused kernel
     (on the CPU: without dropout) never stores the (T_q, T_k) weights.
     ``causal=True`` adds a causal mask (and uses the kernel's ``is_causal``). Both paths
@@ -165,9 +168,11 @@ def attend(
     check_bool("need_weights", need_weights)
     if mask is not None:
         check_mask(mask, (*q.shape[:-1], k.shape[-2]))
-    # On the CPU, for short sequences, the explicit product is faster than the fused
-    # kernel (about 2x at 17 keys, even at 64; see benchmarks/bench_attention.py).
-    explicit = need_weights or (q.device.type == "cpu" and k.shape[-2] <= SHORT_KEYS)
+    # On the CPU, for short sequences and no gradients, the explicit product is faster
+    # than the fused kernel (2x at 17 keys); in training the fused kernel's backward is
+    # the faster (benchmarks/bench_attention.py).
+    short = q.device.type == "cpu" and k.shape[-2] <= SHORT_KEYS
+    explicit = need_weights or (short and not torch.is_grad_enabled())
     if check_bool("causal", causal):
         if q.shape[-2] != k.shape[-2]:
             raise ValueError(

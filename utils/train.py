@@ -42,8 +42,9 @@ def check_targets(logits, targets, ignore_index: int = -100) -> torch.Tensor:
             f"no targets to score: there are none, or every target is "
             f"ignore_index={ignore_index}"
         )
-    V, kept = logits.shape[-1], targets[keep]
-    if kept.min() < 0 or kept.max() >= V:
+    V = logits.shape[-1]
+    if (keep & ((targets < 0) | (targets >= V))).any():  # one check, no copy
+        kept = targets[keep]
         raise ValueError(
             f"targets must be in [0, {V}) or ignore_index={ignore_index}, got "
             f"targets from {kept.min().item()} to {kept.max().item()}"
