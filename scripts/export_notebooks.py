@@ -29,6 +29,7 @@ from pybtex.richtext import Text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = ROOT / "_build" / "jupyter_execute" / "chapters"
+CACHE = ROOT / "_build" / ".jupyter_cache"  # the book's execution cache
 DOWNLOADS = ROOT / "_build" / "html" / "_sources" / "chapters"
 COLAB_COPIES = ROOT / "_build" / "notebooks" / "chapters"
 COLAB_BRANCH = "notebooks"
@@ -174,8 +175,23 @@ def convert_markdown(
     return new
 
 
+def executed(chapter: Path) -> dict:
+    """The executed chapter. A build that takes a chapter from the execution cache
+    writes it to `jupyter_execute/` without its outputs (myst-nb merges them only into
+    the page), so the outputs come from the cache, as in the page."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    notebook = nbformat.read(chapter, as_version=4)
+    try:
+        _, notebook = get_cache(str(CACHE)).merge_match_into_notebook(notebook)
+    except KeyError:  # not cached: executed by the build, outputs in place
+        pass
+    return json.loads(nbformat.writes(notebook))
+
+
 def export(chapter: Path, bibliography: Bibliography) -> dict:
-    notebook = json.loads(chapter.read_text())
+    notebook = executed(chapter)
     records = load_glue(chapter)
     figures = ROOT / "chapters"
     notebook["cells"] = [

@@ -901,3 +901,13 @@ def test_from_torch_keeps_the_dropout_and_the_dtype():
     ours = MultiHeadAttention.from_torch(reference)
     assert ours.dropout == 0.25 and ours.w_q.weight.dtype == torch.float64
     assert torch.equal(ours.w_q.weight, reference.in_proj_weight[:8])
+
+
+def test_a_nan_query_is_refused_on_the_fused_path_and_propagates_on_the_explicit():
+    # PyTorch's fused CPU kernel returns zeros for a query row with NaN: silent
+    q, k = torch.randn(1, 2, SHORT_KEYS + 1, 4), torch.randn(1, 2, SHORT_KEYS + 1, 4)
+    q[0, 0, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="q must be finite, got 1 NaN"):
+        attend(q, k, k)  # long: fused
+    out, _ = attend(q, k, k, need_weights=True)  # explicit: NaN in, NaN out
+    assert out[0, 0, 3].isnan().all()

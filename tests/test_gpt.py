@@ -234,8 +234,8 @@ def test_causal_self_attention_returns_weights_only_when_asked_and_both_paths_ag
     torch.testing.assert_close(fast, explicit, atol=1e-5, rtol=0)
     g_fast = torch.autograd.grad(fast.pow(2).sum(), [x, *attn.parameters()])
     g_explicit = torch.autograd.grad(explicit.pow(2).sum(), [x, *attn.parameters()])
-    for a, b in zip(g_fast, g_explicit, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_fast, g_explicit, strict=True):  # float32, two kernels' sums
+        torch.testing.assert_close(a, b, atol=1e-5 * b.abs().max().item(), rtol=1e-4)
 
 
 @pytest.mark.parametrize("need_weights", [False, True])

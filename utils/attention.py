@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from utils.checks import (
     check_bool,
     check_divisible,
+    check_finite,
     check_int,
     check_probability,
     check_tensor,
@@ -184,6 +185,7 @@ def attend(
     if explicit:
         out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         return out, weights if need_weights else None
+    check_finite("q", q)  # the fused kernel gives a NaN query zeros, silently
     if mask is None:
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=dropout_p, is_causal=causal
