@@ -12,8 +12,8 @@ import ipywidgets as widgets
 import matplotlib
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-import utils.attention
 from utils.attention import MultiHeadAttention, attend
 from utils.experiments.neighbour_heads import (
     NeighbourModel,
@@ -85,44 +85,49 @@ def bench_heads_loop_batched_fused():
 
 
 def bench_attend_path_choice():
-    """attend()'s choice on the CPU for short sequences (chapter 7's GPT: B=32, H=4,
-    T=64, d_k=24, causal): the explicit product without gradients, the fused kernel
-    with them. Each chosen path against the other: at most 1.0x."""
+    """attend()'s choice on the CPU for short sequences, against the path it did not
+    take (at most 1.0x): chapter 7's GPT (B=32, H=4, T=64, d_k=24, causal) without
+    gradients (explicit) and in training (fused); chapter 10's ViT (B=64, H=4, T=17,
+    d_k=8, not causal) in training (explicit). q, k and v are head views of one
+    projection, as in the models."""
     torch.manual_seed(0)
-    q, k, v = torch.randn(3, 32, 4, 64, 24, requires_grad=True)
+    rows = []
+    for label, (B, H, T, d), causal, grad in (
+        ("GPT T=64, no gradients", (32, 4, 64, 24), True, False),
+        ("GPT T=64, fwd+bwd", (32, 4, 64, 24), True, True),
+        ("ViT T=17, fwd+bwd", (64, 4, 17, 8), False, True),
+    ):
+        x = torch.randn(B, T, 3 * H * d, requires_grad=True)  # (B, T, 3·H·d_k)
 
-    def run(short_keys, grad):
-        def step():
-            utils.attention.SHORT_KEYS = short_keys  # 0: always the fused kernel
-            with torch.set_grad_enabled(grad):
-                out = attend(q, k, v, causal=True)[0]
-                if grad:
-                    out.sum().backward()
+        def run(path, x=x, B=B, H=H, T=T, d=d, causal=causal, grad=grad):
+            def step():
+                with torch.set_grad_enabled(grad):
+                    q, k, v = (
+                        t.view(B, T, H, d).transpose(1, 2) for t in x.split(H * d, 2)
+                    )  # (B, H, T, d_k) each
+                    if path == "fused":
+                        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                    else:  # need_weights=True: always the explicit product
+                        out = attend(
+                            q, k, v, causal=causal, need_weights=path == "explicit"
+                        )[0]
+                    if grad:
+                        out.sum().backward()
 
-        return step
+            return step
 
-    default, rows = utils.attention.SHORT_KEYS, []
-    try:
-        for grad, label in ((False, "no gradients"), (True, "fwd+bwd")):
-            seconds = interleaved_medians(
-                {
-                    "chosen": run(default, grad),
-                    "explicit": run(10**9, grad),
-                    "fused": run(0, grad),
-                },
-                repeat=30,
+        seconds = interleaved_medians(
+            {path: run(path) for path in ("chosen", "explicit", "fused")}, repeat=30
+        )
+        other = "explicit" if causal and grad else "fused"
+        rows.append(
+            ratio_result(
+                f"attend {label}: chosen / {other}",
+                seconds["chosen"],
+                seconds[other],
+                limit=1.0,
             )
-            other = "fused" if not grad else "explicit"
-            rows.append(
-                ratio_result(
-                    f"attend T=64 {label}: chosen / {other}",
-                    seconds["chosen"],
-                    seconds[other],
-                    limit=1.0,
-                )
-            )
-    finally:
-        utils.attention.SHORT_KEYS = default
+        )
     return rows
 
 

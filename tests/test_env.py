@@ -1,6 +1,8 @@
 """utils.env: seeds, generators, devices and threads."""
 
+import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -151,18 +153,31 @@ def test_seeded_blocks_are_repeatable_and_restore_every_generator():
     assert (random.random(), np.random.rand(), torch.rand(1)) == inside
 
 
-@pytest.mark.parametrize("preset, expected", [(None, "1000"), ("5", "5")])
-def test_importing_utils_shortens_the_openmp_spin_unless_it_is_set(preset, expected):
-    # OpenMP reads it when torch loads: utils (imported first) sets it before that
-    import os
+@pytest.mark.parametrize(
+    "preset, busy, expected", [(None, 0.0, None), (None, 1.0, "1000"), ("5", 1.0, "5")]
+)
+def test_the_openmp_spin_is_short_only_on_a_busy_machine(monkeypatch, preset, busy,
+                                                         expected):
+    from utils import threads
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    if preset is not None:
+        monkeypatch.setenv("GOMP_SPINCOUNT", preset)
+    monkeypatch.setattr(threads, "other_busy_cpus", lambda: busy)
+    threads.choose_openmp_spin()
+    assert os.environ.get("GOMP_SPINCOUNT") == expected
+
+
+def test_a_busy_process_is_seen_as_a_busy_cpu():
     import subprocess
     import sys
 
-    environment = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    if preset is not None:
-        environment["GOMP_SPINCOUNT"] = preset
-    code = "import utils, os; print(os.environ['GOMP_SPINCOUNT'])"
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=environment, capture_output=True, text=True
-    )
-    assert result.stdout.strip() == expected, result.stderr
+    from utils.threads import other_busy_cpus
+
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert other_busy_cpus(window=0.3) >= 0.5
+    finally:
+        process.kill()
+        process.wait()

@@ -4,8 +4,9 @@
   ``attention``, ``transformer``, ``gpt``, ``bert``, ``igpt``, ``cnn``, ``vit``. They
   never plot.
 * **Foundation**, what every chapter uses: ``checks`` (argument checks), ``convert``
-  (copying a reference model's weights), ``env`` (seeds, threads, devices), ``data``
-  (data sets and batch streams), ``train`` (the training loop, losses, accuracy,
+  (copying a reference model's weights), ``env`` (seeds, threads, devices),
+  ``threads`` (OpenMP's spin, from the machine's load), ``data`` (data sets and batch
+  streams), ``train`` (the training loop, losses, accuracy,
   parameter counts), ``claims`` (the text's claims, checked; computed verdicts),
   ``timing`` (speeds compared in turns), ``sampling``, ``beam_search``,
   ``tokenizers``, ``pooling``, ``plot`` (with the course palette), ``widgets``,
@@ -24,12 +25,6 @@ Each chapter imports what it teaches from here and shows its source with
 
 __version__ = "0.1.0"
 
-import os as _os
+from utils.threads import choose_openmp_spin
 
-# OpenMP threads (PyTorch's, on the CPU) spin for a while after each parallel region
-# before they sleep. By default they spin long enough that, with another busy process
-# on the machine, they take turns with it and a chapter slows 3x instead of 2x. A short
-# spin keeps a quiet machine's speed and gives way under load (`make bench` measures
-# both). It applies when set before torch is imported: every chapter imports utils
-# first, in its install cell.
-_os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+choose_openmp_spin()  # before torch loads: every chapter imports utils first

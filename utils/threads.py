@@ -1,0 +1,36 @@
+"""OpenMP's spin, chosen from how busy the machine is (imported before torch).
+
+PyTorch's OpenMP threads spin for a while after each parallel region before they sleep.
+On a quiet machine that is fastest, above all for the many small operations of an RNN's
+Python loop. With another busy process on the machine, a spinning thread takes turns
+with it and a chapter slows 3x instead of its fair 2x: there a short spin is better
+(`make bench` measures both). OpenMP reads GOMP_SPINCOUNT when torch loads, so utils
+chooses it at its first import (every chapter's install cell imports utils), from what
+the machine is doing then. The spin changes speed only, never a result.
+"""
+
+import os
+import time
+
+
+def other_busy_cpus(window: float = 0.1) -> float:
+    """How many CPUs other processes keep busy, over a short window (Linux; else 0).
+    This process sleeps meanwhile, so its own work does not count."""
+    try:
+        with open("/proc/stat") as stat:
+            before = [int(v) for v in stat.readline().split()[1:]]
+        time.sleep(window)
+        with open("/proc/stat") as stat:
+            after = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    ticks = [b - a for a, b in zip(before, after)]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    return (os.cpu_count() or 1) * busy / max(sum(ticks), 1)
+
+
+def choose_openmp_spin() -> None:
+    """A short spin (GOMP_SPINCOUNT=1000) when another process keeps half a CPU or
+    more busy; OpenMP's default otherwise, or whatever the environment already says."""
+    if "GOMP_SPINCOUNT" not in os.environ and other_busy_cpus() >= 0.5:
+        os.environ["GOMP_SPINCOUNT"] = "1000"
