@@ -12,9 +12,8 @@ import ipywidgets as widgets
 import matplotlib
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from utils.attention import MultiHeadAttention, attend
+from utils.attention import MultiHeadAttention
 from utils.experiments.neighbour_heads import (
     NeighbourModel,
     NeighbourTaskConfig,
@@ -25,7 +24,7 @@ from utils.experiments.neighbour_heads import (
 from utils.experiments.softmax_scaling import D_K_VALUES, draw_scaling
 from utils.widgets import Experiment
 
-from .timing import best_of, callback_row, interleaved_medians, ratio_result
+from .timing import best_of, callback_row, ratio_result
 
 B, T, D_MODEL, HEADS = 8, 256, 256, 8
 SHAPE = f"B={B}, T={T}, d={D_MODEL}, H={HEADS}, fwd+bwd"
@@ -82,53 +81,6 @@ def bench_heads_loop_batched_fused():
         ratio_result("loop over heads vs batched heads (fwd+bwd)", loop, explicit),
         ratio_result("batched explicit vs fused attention (fwd+bwd)", explicit, fused),
     ]
-
-
-def bench_attend_path_choice():
-    """attend()'s choice on the CPU for short sequences, against the path it did not
-    take (at most 1.0x): chapter 7's GPT (B=32, H=4, T=64, d_k=24, causal) without
-    gradients (explicit) and in training (fused); chapter 10's ViT (B=64, H=4, T=17,
-    d_k=8, not causal) in training (explicit). q, k and v are head views of one
-    projection, as in the models."""
-    torch.manual_seed(0)
-    rows = []
-    for label, (B, H, T, d), causal, grad in (
-        ("GPT T=64, no gradients", (32, 4, 64, 24), True, False),
-        ("GPT T=64, fwd+bwd", (32, 4, 64, 24), True, True),
-        ("ViT T=17, fwd+bwd", (64, 4, 17, 8), False, True),
-    ):
-        x = torch.randn(B, T, 3 * H * d, requires_grad=True)  # (B, T, 3·H·d_k)
-
-        def run(path, x=x, B=B, H=H, T=T, d=d, causal=causal, grad=grad):
-            def step():
-                with torch.set_grad_enabled(grad):
-                    q, k, v = (
-                        t.view(B, T, H, d).transpose(1, 2) for t in x.split(H * d, 2)
-                    )  # (B, H, T, d_k) each
-                    if path == "fused":
-                        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                    else:  # need_weights=True: always the explicit product
-                        out = attend(
-                            q, k, v, causal=causal, need_weights=path == "explicit"
-                        )[0]
-                    if grad:
-                        out.sum().backward()
-
-            return step
-
-        seconds = interleaved_medians(
-            {path: run(path) for path in ("chosen", "explicit", "fused")}, repeat=30
-        )
-        other = "explicit" if causal and grad else "fused"
-        rows.append(
-            ratio_result(
-                f"attend {label}: chosen / {other}",
-                seconds["chosen"],
-                seconds[other],
-                limit=1.0,
-            )
-        )
-    return rows
 
 
 def bench_scaling_widget():

@@ -170,8 +170,9 @@ def attend(
     if mask is not None:
         check_mask(mask, (*q.shape[:-1], k.shape[-2]))
     # On the CPU, for short sequences, the explicit product is faster than the fused
-    # kernel (1.4x for ViT's 17 tokens in training), except for causal attention with
-    # gradients: the kernel skips the masked half (benchmarks/bench_attention.py).
+    # kernel (1.4x in chapter 10's ViT training step, 17 tokens). Causal attention in
+    # training is the exception: the kernel skips the masked half, and chapter 7's GPT
+    # trains at least as fast with it (make bench's GPT and ViT rows).
     short = q.device.type == "cpu" and k.shape[-2] <= SHORT_KEYS
     causal_training = check_bool("causal", causal) and torch.is_grad_enabled()
     explicit = need_weights or (short and not causal_training)
