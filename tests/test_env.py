@@ -154,7 +154,8 @@ def test_seeded_blocks_are_repeatable_and_restore_every_generator():
 
 
 @pytest.mark.parametrize(
-    "preset, busy, expected", [(None, 0.0, None), (None, 1.0, "1000"), ("5", 1.0, "5")]
+    "preset, busy, expected",
+    [(None, 0.0, None), (None, 0.49, None), (None, 0.5, "1000"), ("5", 1.0, "5")],
 )
 def test_the_openmp_spin_is_short_only_on_a_busy_machine(monkeypatch, preset, busy,
                                                          expected):
@@ -181,3 +182,16 @@ def test_a_busy_process_is_seen_as_a_busy_cpu():
     finally:
         process.kill()
         process.wait()
+
+
+def test_busy_cpus_counts_all_but_idle_and_iowait(tmp_path):
+    from utils.threads import busy_cpus, other_busy_cpus, read_cpu_ticks
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 1 20 300 40 2 3 0 0 0\ncpu0 5 0 10 150 20 1 1 0 0 0\n")
+    assert read_cpu_ticks(str(stat)) == [10, 1, 20, 300, 40, 2, 3, 0, 0, 0]
+    before = [10, 1, 20, 300, 40, 2, 3, 0, 0, 0]
+    after = [70, 1, 40, 500, 80, 2, 7, 0, 0, 0]  # +60 user +20 system +4 irq, ...
+    assert busy_cpus(before, after, cpus=4) == pytest.approx(4 * 84 / 324)
+    assert busy_cpus(before, before, cpus=4) == 0.0  # no time passed
+    assert other_busy_cpus(0.0, str(tmp_path / "missing")) == 0.0  # not Linux

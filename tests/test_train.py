@@ -302,3 +302,10 @@ def test_progress_false_hides_the_bar(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="progress must be True or False, got progress='no'"):
         train.train(nn.Linear(2, 1), _regression_batches(), _mse, progress="no")
+
+
+def test_cross_entropy_names_logits_that_are_not_floating_point():
+    with pytest.raises(ValueError, match="logits must be a floating-point tensor"):
+        train.cross_entropy(
+            torch.ones(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long)
+        )

@@ -13,20 +13,30 @@ import os
 import time
 
 
-def other_busy_cpus(window: float = 0.1) -> float:
+def read_cpu_ticks(path: str = "/proc/stat") -> list[int]:
+    """The machine's CPU time so far, from /proc/stat's first line: user, nice, system,
+    idle, iowait, ... (in clock ticks, all CPUs together)."""
+    with open(path) as stat:
+        return [int(v) for v in stat.readline().split()[1:]]
+
+
+def busy_cpus(before: list[int], after: list[int], cpus: int) -> float:
+    """How many of `cpus` CPUs were busy between two readings of read_cpu_ticks()."""
+    ticks = [b - a for a, b in zip(before, after)]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    return cpus * busy / max(sum(ticks), 1)
+
+
+def other_busy_cpus(window: float = 0.1, path: str = "/proc/stat") -> float:
     """How many CPUs other processes keep busy, over a short window (Linux; else 0).
     This process sleeps meanwhile, so its own work does not count."""
     try:
-        with open("/proc/stat") as stat:
-            before = [int(v) for v in stat.readline().split()[1:]]
+        before = read_cpu_ticks(path)
         time.sleep(window)
-        with open("/proc/stat") as stat:
-            after = [int(v) for v in stat.readline().split()[1:]]
+        after = read_cpu_ticks(path)
     except (OSError, ValueError):
         return 0.0
-    ticks = [b - a for a, b in zip(before, after)]
-    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
-    return (os.cpu_count() or 1) * busy / max(sum(ticks), 1)
+    return busy_cpus(before, after, os.cpu_count() or 1)
 
 
 def choose_openmp_spin() -> None:
