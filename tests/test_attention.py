@@ -911,3 +911,16 @@ def test_a_nan_query_is_refused_on_the_fused_path_and_propagates_on_the_explicit
         attend(q, k, k)  # long: fused
     out, _ = attend(q, k, k, need_weights=True)  # explicit: NaN in, NaN out
     assert out[0, 0, 3].isnan().all()
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["long keys", "causal training"])
+def test_attend_applies_dropout_on_the_fused_path(causal):
+    T = 8 if causal else SHORT_KEYS + 1  # both take the fused kernel
+    q = torch.randn(1, 2, T, 8, requires_grad=True)
+    without, _ = attend(q, q, q, causal=causal)
+    torch.manual_seed(0)
+    dropped, _ = attend(q, q, q, causal=causal, dropout_p=0.5)
+    torch.manual_seed(0)
+    again, _ = attend(q, q, q, causal=causal, dropout_p=0.5)
+    assert not torch.allclose(dropped, without)  # dropout reached the kernel
+    torch.testing.assert_close(dropped, again)  # drawn from the global generator
