@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from utils.gpt import GPT, GPTConfig
+from utils.timing import median_times
 
 from . import nanogpt
-from .timing import best_of, busy_process, interleaved_medians, ratio_result
+from .timing import best_of, busy_process, ratio_result
 
 # label: (vocab_size, block_size = T, layers, heads, d_model, batch B, repeats).
 # "chapter" is chapter 7's model. "shakespeare-char" is the model of nanoGPT's
@@ -90,7 +91,7 @@ def bench_gpt_training_throughput():
             peers = {"nanoGPT-style": peers["nanoGPT-style"]}
         models = {"ours": ours, **peers}
         steps = {name: _train_step(model, x, y) for name, model in models.items()}
-        seconds = interleaved_medians(steps, repeat=repeat)
+        seconds = median_times(steps, repeat=repeat, warmup=2)
         for name in peers:
             row = ratio_result(
                 f"GPT train step ({label}): ours / {name}",
@@ -109,7 +110,7 @@ def chapter_step_seconds() -> float:
     vocab, T, layers, heads, d, B, repeat = CONFIGS["chapter"]
     x, y = _batch(vocab, B, T)
     step = _train_step(_models(vocab, T, layers, heads, d)[0], x, y)
-    return interleaved_medians({"ours": step}, repeat=repeat)["ours"]
+    return median_times({"ours": step}, repeat=repeat, warmup=2)["ours"]
 
 
 def _fresh_process_step_seconds() -> float:

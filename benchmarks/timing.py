@@ -2,7 +2,6 @@
 bench`).
 """
 
-import statistics
 import subprocess
 import sys
 import time
@@ -22,23 +21,6 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def interleaved_medians(
-    fns: dict[str, Callable[[], object]], repeat: int = 15, warmup: int = 2
-) -> dict[str, float]:
-    """Median seconds of each of `fns`, timed in turn: one run of each per round, so
-    that a slow patch of the machine (another process, a warm-up) hits all alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """scripts/bench.py and benchmarks/timing.py: the slowest cells of a chapter, from
-nbclient's timestamps; interleaved timing and the busy process of `LOAD=1`."""
+nbclient's timestamps; the busy process of `LOAD=1`."""
 
 import sys
 from pathlib import Path
@@ -33,16 +33,6 @@ def test_slowest_cells_are_the_longest_executions_in_order():
     )
     assert slowest_cells(notebook) == [["b", 8.5], ["c", 3.5], ["a", 1.5]]
     assert slowest_cells(notebook, n=1) == [["b", 8.5]]
-
-
-def test_interleaved_medians_time_each_function_in_turn():
-    from benchmarks.timing import interleaved_medians
-
-    calls = []
-    fns = {name: (lambda name=name: calls.append(name)) for name in ("ours", "peer")}
-    seconds = interleaved_medians(fns, repeat=3, warmup=1)
-    assert calls == ["ours", "peer"] * 4  # one warm-up round, then three timed rounds
-    assert set(seconds) == {"ours", "peer"} and all(s >= 0 for s in seconds.values())
 
 
 def test_the_busy_process_runs_inside_the_block_only():
