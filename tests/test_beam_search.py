@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.beam_search import beam_search
+from utils.beam_search import beam_search, beam_search_batch
 
 BOS, EOS = 0, 1
 
@@ -96,6 +96,40 @@ def test_a_wider_beam_sometimes_beats_greedy_and_never_loses_to_it_here():
     assert max(gains) > 0.1  # and on some models clearly better
 
 
+@settings(max_examples=40, deadline=None)
+@given(V=st.integers(2, 5), max_len=st.integers(1, 5), beam_size=st.integers(1, 12),
+       rows=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_the_batched_search_finds_each_rows_best_as_the_single_one_does(
+        V, max_len, beam_size, rows, seed):
+    # rows start from different previous tokens, so they stop at different steps
+    step, _ = _second_order_model(V, seed)
+    starts = torch.randint(V, (rows, 1), generator=torch.Generator().manual_seed(seed))
+    args = dict(bos_id=BOS, eos_id=EOS, beam_size=beam_size, max_len=max_len)
+    batched = beam_search_batch(step, (starts,), **args)
+    assert len(batched) == rows
+    for row, (seq, score) in zip(starts, batched):
+        alone, alone_score = beam_search(step, (row[None],), **args)[0]
+        assert seq == alone
+        assert score == alone_score
+
+
+def test_the_batched_search_stops_a_row_once_its_best_is_finished():
+    # a model that ends at once with probability 0.9: no longer sequence can win, and
+    # a step that counts its calls shows that the search did not run to max_len
+    log_probs = torch.tensor([0.05, 0.9, 0.05]).log()  # BOS, EOS, another token
+    calls = []
+
+    def step(tokens, state):
+        calls.append(len(tokens))
+        return log_probs.expand(len(tokens), 3), state
+
+    found = beam_search_batch(step, (torch.zeros(2, 1),), bos_id=BOS, eos_id=EOS,
+                              beam_size=2, max_len=6)
+    assert [seq for seq, _ in found] == [[EOS], [EOS]]
+    assert found[0][1] == pytest.approx(float(log_probs[EOS]))
+    assert len(calls) == 1 and calls[0] == 4  # one step, 2 rows x 2 beams
+
+
 @pytest.mark.parametrize("kwargs, words", [
     (dict(beam_size=0), "beam_size"),
     (dict(max_len=0), "max_len"),
@@ -109,3 +143,10 @@ def test_bad_arguments_get_a_clear_error(kwargs, words):
     state = args.pop("state")
     with pytest.raises(ValueError, match=words):
         beam_search(step, state, **args)
+
+
+def test_the_batched_search_refuses_a_state_of_mixed_batch_sizes():
+    step, _ = _second_order_model(3, 0)
+    with pytest.raises(ValueError, match="same first dimension"):
+        beam_search_batch(step, (torch.zeros(2, 1), torch.zeros(3, 1)), bos_id=BOS,
+                          eos_id=EOS, beam_size=2, max_len=3)

@@ -53,3 +53,56 @@ def beam_search(step, state, *, bos_id: int, eos_id: int, beam_size: int, max_le
     else:  # max_len reached: the unfinished sequences compete as they are
         finished += [(s, score.item()) for s, score in zip(sequences, scores)]
     return sorted(finished, key=lambda f: -f[1])
+
+
+def beam_search_batch(
+    step, state, *, bos_id: int, eos_id: int, beam_size: int, max_len: int
+) -> list[tuple[list[int], float]]:
+    """`beam_search` for B sequences at once: each row's best (ids, log-probability).
+
+    The same search as `beam_search`, row by row (the tests compare the two), with
+    every row's `beam_size` beams in one call of ``step``. `state` holds B sequences
+    (first dimension B). A beam that ended, or that the row does not need, stays in its
+    slot with score -inf, and a row stops when `beam_search` would.
+    """
+    check_int("beam_size", beam_size)
+    check_int("max_len", max_len)
+    B, K, device = len(state[0]), beam_size, state[0].device
+    if any(len(s) != B for s in state):
+        raise ValueError("every tensor in state must have the same first dimension")
+    state = tuple(s.repeat_interleave(K, dim=0) for s in state)  # (B * K, ...)
+    tokens = torch.full((B * K,), bos_id, device=device)  # each slot's last token
+    sequences = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # BOS excluded
+    scores = torch.full((B, K), -torch.inf, device=device)  # -inf: an empty slot
+    scores[:, 0] = 0.0  # each row starts with one live sequence
+    best = [([], -torch.inf)] * B  # each row's best finished sequence
+    best_score = torch.full((B,), -torch.inf, device=device)
+    rows = torch.arange(B, device=device)[:, None]  # (B, 1)
+    for t in range(max_len):
+        log_probs, state = step(tokens, state)  # (B * K, V)
+        V = log_probs.shape[-1]
+        total = scores[..., None] + log_probs.view(B, K, V)  # (B, K, V)
+        top, index = total.flatten(1).topk(K)  # (B, K) best first
+        beam, token = index // V, index % V
+        sequences = torch.cat([sequences[rows, beam], token[..., None]], dim=-1)
+        ended = (token == eos_id) & (top > -torch.inf)  # (B, K)
+        first_end, slot = torch.where(ended, top, -torch.inf).max(dim=1)  # (B,)
+        for b in (first_end > best_score).nonzero().flatten().tolist():
+            best[b] = (sequences[b, slot[b]].tolist(), first_end[b].item())
+        best_score = torch.maximum(best_score, first_end)
+        scores = torch.where(ended, -torch.inf, top)  # (B, K) the live sequences
+        state = tuple(  # each live sequence's own state
+            s.view(B, K, *s.shape[1:])[rows, beam].flatten(0, 1) for s in state
+        )
+        tokens = token.flatten()
+        live_best = scores.max(dim=1).values  # (B,) -inf: the row has stopped
+        if t < max_len - 1:
+            stop = best_score >= live_best  # adding tokens can only lower a score
+            scores[stop] = -torch.inf
+        elif (live_best > best_score).any():  # max_len: unfinished sequences compete
+            slot = scores.argmax(dim=1)
+            for b in (live_best > best_score).nonzero().flatten().tolist():
+                best[b] = (sequences[b, slot[b]].tolist(), live_best[b].item())
+        if (scores == -torch.inf).all():
+            break
+    return best

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from utils.attention import AdditiveScore
-from utils.beam_search import beam_search
+from utils.beam_search import beam_search_batch
 from utils.checks import (
     check_bool,
     check_ids,
@@ -159,23 +159,22 @@ class RNNSeq2Seq(nn.Module):
     def beam_decode(
         self, src: torch.Tensor, beam_size: int = 4, max_new_tokens: int = 16
     ) -> torch.Tensor:
-        """Beam search, one source row at a time: (B, L) ids like ``greedy_decode``."""
+        """Beam search for every source row at once: (B, L) ids like
+        ``greedy_decode``."""
         c = self.config
 
         def step(tokens, state):
             logits, state, _ = self.step(tokens, state)
-            return logits.log_softmax(-1), state  # (K, V)
+            return logits.log_softmax(-1), state  # (B * beam_size, V)
 
-        state, rows = self.encode(src), []
-        for i in range(len(src)):
-            best, _ = beam_search(
-                step,
-                tuple(s[i : i + 1] for s in state),  # row i on its own
-                bos_id=c.bos_id,
-                eos_id=c.eos_id,
-                beam_size=beam_size,
-                max_len=max_new_tokens,
-            )[0]
-            rows.append(best)
+        found = beam_search_batch(
+            step,
+            self.encode(src),
+            bos_id=c.bos_id,
+            eos_id=c.eos_id,
+            beam_size=beam_size,
+            max_len=max_new_tokens,
+        )
+        rows = [ids for ids, _ in found]
         longest = max(len(r) for r in rows)
         return torch.tensor([r + [c.pad_id] * (longest - len(r)) for r in rows])
