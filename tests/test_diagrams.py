@@ -18,8 +18,7 @@ FIGURE = re.compile(r"^```\{figure\} (figures/[\w-]+\.svg)\n((?::\w+:.*\n)+)\n",
 
 def _intuition(chapter: Path) -> str:
     """The markdown from the Intuition heading to the next section."""
-    cells = json.loads(chapter.read_text())["cells"]
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = _markdown(chapter)
     start = text.index("## Intuition")
     end = text.find("\n## ", start + 1)
     return text[start:end]
@@ -35,8 +34,17 @@ def test_the_intuition_section_shows_an_svg_diagram_with_alt_text(chapter):
         assert alt and len(alt.group(1).split()) >= 8, f"{path}: alt text too short"
 
 
-def test_every_diagram_is_used_by_a_chapter():
-    used = {path for c in CHAPTERS for path, _ in FIGURE.findall(_intuition(c))}
+def _markdown(chapter: Path) -> str:
+    cells = json.loads(chapter.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_every_diagram_is_used_by_a_chapter_with_alt_text():
+    figures = [f for c in CHAPTERS for f in FIGURE.findall(_markdown(c))]
+    for path, options in figures:
+        alt = re.search(r"^:alt: (.+)$", options, re.M)
+        assert alt and len(alt.group(1).split()) >= 8, f"{path}: alt text too short"
+    used = {path for path, _ in figures}
     assert {f"figures/{p.name}" for p in FIGURES.glob("*.svg")} == used
 
 

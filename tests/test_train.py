@@ -44,6 +44,23 @@ def test_train_reduces_the_loss_and_records_history():
     assert not model.training
 
 
+def test_a_second_phase_extends_the_history_with_its_steps_counted_on():
+    torch.manual_seed(0)
+    model, batches = nn.Linear(2, 1), _regression_batches()
+    evaluate = lambda m: _mse(m, next(_regression_batches(1))).item()  # noqa: E731
+    first = train.train(model, batches, _mse, train.TrainConfig(steps=30, log_every=10,
+                        eval_every=15), evaluate=evaluate, progress=False)
+    second = train.train(model, batches, _mse, train.TrainConfig(steps=20, lr=3e-4,
+                         log_every=10, eval_every=20), evaluate=evaluate, progress=False)
+    losses, seconds = first.loss + second.loss, first.seconds + second.seconds
+    assert first.extend(second) is first
+    assert first.step == [10, 20, 30, 40, 50] and first.loss == losses
+    assert first.eval_step == [15, 30, 50] and len(first.eval_loss) == 3
+    assert first.steps_done == 50 and first.seconds == pytest.approx(seconds)
+    with pytest.raises(ValueError, match="History"):
+        first.extend([1, 2])
+
+
 def test_train_is_deterministic_given_the_seed():
     losses = []
     for _ in range(2):

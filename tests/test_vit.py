@@ -5,7 +5,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utils.attention import record_attention
-from utils.vit import HF_NAMES, PatchEmbedding, ViT, ViTConfig, hf_name, patchify
+from utils.vit import (
+    HF_NAMES,
+    PatchEmbedding,
+    ViT,
+    ViTConfig,
+    hf_name,
+    patchify,
+    resize_positions,
+)
 
 CONFIGS = {
     "grey, patch 7": dict(image_size=28, patch_size=7, num_channels=1, num_labels=10,
@@ -41,6 +49,38 @@ def test_logits_equal_transformers_vit_with_copied_weights(name):
         got = ours(images)
     assert got.shape == (3, c.num_classes)
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("name, image_size", [("grey, patch 7", 56),
+                                              ("grey, patch 7", 21),
+                                              ("RGB, patch 4", 32)])
+def test_a_resized_vit_equals_transformers_interpolated_positions(name, image_size):
+    reference = _reference(**CONFIGS[name])
+    with torch.no_grad():  # positions that vary smoothly and not: both are resampled
+        reference.vit.embeddings.position_embeddings.normal_()
+    ours = ViT.from_hf(reference).eval()
+    larger = ours.resized(image_size)
+    c = larger.config
+    assert (c.image_size, c.patch_size) == (image_size, ours.config.patch_size)
+    assert larger.position.shape == (1, 1 + c.num_patches, c.d_model)
+    images = torch.randn(2, c.in_channels, image_size, image_size)
+    with torch.no_grad():
+        expected = reference(pixel_values=images, interpolate_pos_encoding=True).logits
+        got = larger(images)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    # the original model is untouched, and the copy trains on its own
+    assert ours.config.image_size == CONFIGS[name]["image_size"]
+    assert larger.position.data_ptr() != ours.position.data_ptr()
+    assert larger.head.weight.data_ptr() != ours.head.weight.data_ptr()
+
+
+def test_resizing_to_the_same_grid_keeps_the_positions_and_refuses_a_non_square():
+    position = torch.randn(1, 1 + 16, 8)
+    torch.testing.assert_close(resize_positions(position, 4), position)
+    with pytest.raises(ValueError, match="1 \\+ n·n"):
+        resize_positions(torch.randn(1, 1 + 15, 8), 4)
+    with pytest.raises(ValueError, match="image_size"):
+        ViT(ViTConfig()).resized(30)  # 7-pixel patches do not divide 30
 
 
 def test_every_tensor_is_copied_and_the_config_is_read():

@@ -112,8 +112,8 @@ CALLBACKS = {
     "ch9": (_completions, {"index": (0, 999), "rows_given": (0, 13),
                            "temperature": (0.2, 2.0)}),
     "ch10-patches": (_patches, {"index": (0, 999), "patch_size": (1, 28)}),
-    "ch10-attention": (_class_attention, {"index": (0, 999), "layer": ("rollout", 3),
-                                         "head": ("mean", 4)}),
+    "ch10-attention": (_class_attention, {"index": (0, 999), "layer": ("rollout", 2),
+                                         "head": ("mean", 3)}),
 }
 
 

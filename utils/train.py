@@ -141,6 +141,20 @@ class History:
     seconds: float = 0.0
     steps_done: int = 0
 
+    def extend(self, later: "History") -> "History":
+        """Append the history of a later run on the same model (a second phase of
+        training), its steps counted on from this run's last one. Returns self."""
+        if not isinstance(later, History):
+            raise ValueError(f"later must be a History, got {type(later).__name__}")
+        offset = self.steps_done
+        self.step += [offset + step for step in later.step]
+        self.loss += later.loss
+        self.eval_step += [offset + step for step in later.eval_step]
+        self.eval_loss += later.eval_loss
+        self.seconds += later.seconds
+        self.steps_done += later.steps_done
+        return self
+
 
 def train(
     model: nn.Module,

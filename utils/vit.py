@@ -8,7 +8,9 @@ learned position embeddings are added. The encoder is chapter 6's `EncoderLayer`
 from :func:`utils.attention.record_attention`, as for every model in the course.
 """
 
-from dataclasses import dataclass
+import copy
+import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -137,11 +139,41 @@ class ViT(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)[:, 0])  # (B, num_classes)
 
+    def resized(self, image_size: int) -> "ViT":
+        """A copy for images of `image_size` pixels with the same patches: a larger grid
+        of them, and the position embeddings interpolated to it in 2-D (ViT, section
+        3.2: how the paper fine-tunes at a higher resolution)."""
+        config = replace(self.config, image_size=check_int("image_size", image_size))
+        model = copy.deepcopy(self)
+        model.config = config
+        grid = config.image_size // config.patch_size
+        with torch.no_grad():
+            model.position = nn.Parameter(resize_positions(self.position, grid))
+        return model
+
     @classmethod
     def from_hf(cls, model) -> "ViT":
         """The same model, with the weights of a ``transformers``
         ``ViTForImageClassification``: see :func:`vit_from_hf`."""
         return vit_from_hf(model)
+
+
+def resize_positions(position: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1, 1 + n·n, d) position embeddings -> (1, 1 + grid·grid, d): the class token's
+    is kept, the patches' are read as an n×n image of d channels and resampled to
+    grid×grid (bicubic), each by where its patch sits in the image."""
+    check_tensor("position", position, (1, "1 + N", "d"), floating=True)
+    check_int("grid", grid)
+    class_position, patches = position[:, :1], position[:, 1:]  # (1, 1, d), (1, N, d)
+    n, d = math.isqrt(patches.shape[1]), position.shape[-1]
+    if n * n != patches.shape[1]:
+        raise ValueError(
+            f"position must hold 1 + n·n embeddings, got {position.shape[1]}"
+        )
+    image = patches.reshape(1, n, n, d).permute(0, 3, 1, 2)  # (1, d, n, n)
+    image = F.interpolate(image, size=(grid, grid), mode="bicubic", align_corners=False)
+    patches = image.permute(0, 2, 3, 1).reshape(1, grid * grid, d)  # (1, grid², d)
+    return torch.cat([class_position, patches], dim=1)
 
 
 def _pair(size) -> tuple[int, int]:

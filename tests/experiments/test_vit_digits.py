@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from utils.attention import record_attention
 from utils.cnn import CNN, CNNConfig
 from utils.experiments import vit_digits as vd
 from utils.vit import ViT, ViTConfig
@@ -142,16 +143,21 @@ def test_attention_rollout_by_hand():
 def test_class_attention_reads_the_class_tokens_row():
     model = _vit()
     digit = torch.rand(1, 28, 28)
-    one = vd.class_attention(model, digit, layer=2, head=1)
-    mean = vd.class_attention(model, digit, layer=2, head="mean")
+    one = vd.class_attention(model, digit, layer=1, head=1)
+    mean = vd.class_attention(model, digit, layer=1, head="mean")
     rollout = vd.class_attention(model, digit)
     assert one.shape == mean.shape == rollout.shape == (4, 4)
     for attention in (one, mean, rollout):  # shares of the attention to the patches
         assert float(attention.sum()) == pytest.approx(1.0) and (attention >= 0).all()
+    # layers and heads count from 0: layer 1 is the last of 2, head 1 the second
+    with torch.no_grad(), record_attention(model) as maps:
+        model(digit[None])
+    row = list(maps.values())[1][0, 1, 0, 1:]  # (patches,) class token, head 1
+    torch.testing.assert_close(one.flatten(), row / row.sum())
     with pytest.raises(ValueError, match="layer must be one of"):
-        vd.class_attention(model, digit, layer=3)
+        vd.class_attention(model, digit, layer=2)
     with pytest.raises(ValueError, match="head must be one of"):
-        vd.class_attention(model, digit, layer=1, head=0)
+        vd.class_attention(model, digit, layer=0, head=4)
 
 
 def test_position_similarity_is_a_cosine_matrix():
@@ -178,3 +184,29 @@ def test_permute_patches_moves_whole_patches_and_the_identity_moves_none():
     assert torch.equal(moved[0, 0, :2, :2], images[0, 0, 2:, 2:])  # last patch first
     assert torch.equal(moved[1, 0, 2:, 2:], images[1, 0, :2, :2])
     assert torch.equal(vd.permute_patches(images, 2, torch.arange(4)), images)
+
+
+def test_upsample_doubles_the_side_and_keeps_a_constant_image():
+    images = torch.rand(2, 1, 28, 28)
+    assert vd.upsample(images, 56).shape == (2, 1, 56, 56)
+    torch.testing.assert_close(vd.upsample(torch.full((1, 1, 28, 28), 0.3), 56),
+                               torch.full((1, 1, 56, 56), 0.3))
+    with pytest.raises(ValueError, match="images"):
+        vd.upsample(torch.rand(28, 28), 56)
+
+
+def test_at_resolution_interpolates_or_redraws_only_the_positions():
+    model = _vit()
+    interpolated = vd.at_resolution(model, 56)
+    torch.manual_seed(1)
+    fresh = vd.at_resolution(model, 56, positions="fresh")
+    assert interpolated.position.shape == fresh.position.shape == (1, 1 + 64, 16)
+    torch.testing.assert_close(interpolated.position[:, 0], model.position[:, 0])
+    assert not torch.allclose(fresh.position, interpolated.position)
+    assert fresh.position.std() < 0.03  # ViT's initialisation, std 0.02
+    for name, tensor in model.state_dict().items():  # everything else is copied
+        if name != "position":
+            assert torch.equal(fresh.state_dict()[name], tensor), name
+    assert fresh(torch.rand(1, 1, 56, 56)).shape == (1, 10)
+    with pytest.raises(ValueError, match="positions"):
+        vd.at_resolution(model, 56, positions="zero")

@@ -185,6 +185,28 @@ def draw_data_sweep(ax, sizes, results: dict, colours: dict) -> None:
     ax.legend(frameon=False, loc="lower right")
 
 
+# --- a new resolution --------------------------------------------------------------
+
+
+def upsample(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """(B, C, H, W) images resized to `image_size` pixels a side (bilinear)."""
+    check_tensor("images", images, ("B", "C", "H", "W"), floating=True)
+    size = (check_int("image_size", image_size),) * 2
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+
+
+def at_resolution(model, image_size: int, positions: str = "interpolated"):
+    """A copy of a trained ViT for `image_size`-pixel images, its position embeddings
+    interpolated to the larger grid (``ViT.resized``), or drawn afresh ("fresh"), as
+    if the model had never learnt where its patches are."""
+    check_choice("positions", positions, ("interpolated", "fresh"))
+    larger = model.resized(image_size)
+    if positions == "fresh":
+        with torch.no_grad():
+            torch.nn.init.trunc_normal_(larger.position, std=0.02)  # ViT's own init
+    return larger
+
+
 # --- what attention sees --------------------------------------------------------
 
 
@@ -284,8 +306,8 @@ def attention_rollout(maps: list) -> torch.Tensor:
 
 def class_attention(model, image: torch.Tensor, layer="rollout", head="mean"):
     """(h, w) map of how much the class token attends to each patch, as a share of its
-    attention to all patches: in one `layer` (1-based) and `head` (1-based, or "mean"),
-    or through all layers ("rollout")."""
+    attention to all patches: in one `layer` and `head` (both counted from 0; or
+    "mean" over the heads), or through all layers ("rollout")."""
     check_tensor("image", image, (1, model.config.image_size, model.config.image_size))
     with torch.no_grad(), record_attention(model) as maps:
         model(image[None])
@@ -294,10 +316,10 @@ def class_attention(model, image: torch.Tensor, layer="rollout", head="mean"):
     if layer == "rollout":
         weights = attention_rollout(maps)[0]  # (T, T)
     else:
-        check_choice("layer", layer, range(1, L + 1))
-        check_choice("head", head, ("mean", *range(1, H + 1)))
-        per_head = maps[layer - 1][0]  # (H, T, T)
-        weights = per_head.mean(0) if head == "mean" else per_head[head - 1]
+        check_choice("layer", layer, range(L))
+        check_choice("head", head, ("mean", *range(H)))
+        per_head = maps[layer][0]  # (H, T, T)
+        weights = per_head.mean(0) if head == "mean" else per_head[head]
     per_row = model.config.image_size // model.config.patch_size
     to_patches = weights[0, 1:]  # from the class token to the patches, not to itself
     return (to_patches / to_patches.sum()).reshape(per_row, per_row)  # sums to 1
