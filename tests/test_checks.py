@@ -9,6 +9,7 @@ from utils.checks import (
     check_bool,
     check_choice,
     check_divisible,
+    check_finite,
     check_ids,
     check_int,
     check_number,
@@ -215,3 +216,19 @@ def test_check_same_batch():
         check_same_batch(
             q=torch.zeros(2), k=torch.zeros(2), v=torch.zeros(2, dtype=torch.float64)
         )
+
+
+def test_check_finite_refuses_nan_and_infinities_and_counts_them():
+    x = torch.randn(3, 4, requires_grad=True)
+    assert check_finite("x", x) is x
+    huge = torch.full((4,), 3e38)  # finite, though their sum overflows to inf
+    assert check_finite("huge", huge) is huge
+    assert check_finite("ids", torch.arange(5)) is not None
+    for bad, count in ((float("nan"), 1), (float("inf"), 1), (-float("inf"), 1)):
+        y = torch.zeros(2, 3)
+        y[1, 2] = bad
+        with pytest.raises(ValueError, match=f"y must be finite, got {count} NaN"):
+            check_finite("y", y)
+    both = torch.tensor([float("inf"), -float("inf"), 1.0])  # their sum is NaN
+    with pytest.raises(ValueError, match="got 2 NaN or infinite"):
+        check_finite("both", both)

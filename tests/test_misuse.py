@@ -164,7 +164,7 @@ CASES = [
      "patch_size must divide 28"),
     ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 5),
      "layer"),
-    ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 1, 9),
+    ("range", lambda: vit_digits.class_attention(_vit(), torch.rand(1, 28, 28), 0, 9),
      "head"),
     ("shape", lambda: vit_digits.class_attention(_vit(), torch.rand(28, 28)), "image"),
     ("type", lambda: data.mask_tokens(ids, mask_id=1.0, vocab_size=10), "mask_id"),
