@@ -41,12 +41,13 @@ def _plain(value):
     return value if isinstance(value, (int, str, bool, type(None))) else str(value)
 
 
-def claim(name: str, holds, /, **numbers) -> bool:
+def claim(name: str, holds, /, **numbers) -> None:
     """Check the text's claim `name` on this run's `numbers`; `holds` says if it does.
 
     Records the claim (see the module's docstring) and raises :class:`ClaimFailed`,
     naming the claim and its numbers, when it does not hold, unless
-    ``COURSE_CLAIMS=record``. Returns whether it held.
+    ``COURSE_CLAIMS=record``. Returns nothing, so that a chapter's cell that ends with
+    a claim prints nothing.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty str, got name={name!r}")
@@ -63,7 +64,6 @@ def claim(name: str, holds, /, **numbers) -> bool:
     if not holds and mode == "check":
         shown = ", ".join(f"{k}={v}" for k, v in record["numbers"].items())
         raise ClaimFailed(f"claim {name!r} does not hold: {shown}")
-    return holds
 
 
 def _values(name: str, x) -> list[float]:
