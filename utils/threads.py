@@ -4,9 +4,10 @@ PyTorch's OpenMP threads spin for a while after each parallel region before they
 On a quiet machine that is fastest, above all for the many small operations of an RNN's
 Python loop. With another busy process on the machine, a spinning thread takes turns
 with it and a chapter slows 3x instead of its fair 2x: there a short spin is better
-(`make bench` measures both). OpenMP reads GOMP_SPINCOUNT when torch loads, so utils
-chooses it at its first import (every chapter's install cell imports utils), from what
-the machine is doing then. The spin changes speed only, never a result.
+(`make bench` measures both; beside one busy process, chapter 7's step slowed 2.0x
+with spins of 0-300 and 2.2x with 1000). OpenMP reads GOMP_SPINCOUNT when torch
+loads, so utils chooses it at its first import (every chapter's install cell imports
+utils), from what the machine is doing then. The spin changes speed, never a result.
 """
 
 import os
@@ -40,7 +41,7 @@ def other_busy_cpus(window: float = 0.1, path: str = "/proc/stat") -> float:
 
 
 def choose_openmp_spin() -> None:
-    """A short spin (GOMP_SPINCOUNT=1000) when another process keeps half a CPU or
+    """A short spin (GOMP_SPINCOUNT=100) when another process keeps half a CPU or
     more busy; OpenMP's default otherwise, or whatever the environment already says."""
     if "GOMP_SPINCOUNT" not in os.environ and other_busy_cpus() >= 0.5:
-        os.environ["GOMP_SPINCOUNT"] = "1000"
+        os.environ["GOMP_SPINCOUNT"] = "100"
