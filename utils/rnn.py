@@ -1,11 +1,12 @@
 """Recurrent networks from scratch: RNN and LSTM (chapters 1 and 2).
 
 Each cell is one line of algebra applied once per time step, and the multi-layer modules
-are an explicit loop over layers and time. Parameter names, shapes and the LSTM's gate
-order (i, f, g, o) are PyTorch's, so ``ours.load_state_dict(nn_lstm.state_dict())``
-works and the tests compare the two exactly. There is no ``nn.RNN`` or ``nn.LSTM`` in
-here: the price is speed (a Python loop against PyTorch's fused kernel), measured by
-``make bench``.
+are an explicit loop over layers and time (the input's part of every step is computed
+before the loop, in one product: it does not depend on the state). Parameter names,
+shapes and the LSTM's gate order (i, f, g, o) are PyTorch's, so
+``ours.load_state_dict(nn_lstm.state_dict())`` works and the tests compare the two
+exactly. There is no ``nn.RNN`` or ``nn.LSTM`` in here: the price is speed (a Python
+loop against PyTorch's fused kernel), measured by ``make bench``.
 """
 
 import math
@@ -31,6 +32,11 @@ def rnn_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     """One LSTM step, gates in PyTorch's order i, f, g, o; returns (h', c')."""
     gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    return lstm_update(gates, c)
+
+
+def lstm_update(gates, c):
+    """The new (h, c) from the four gates' pre-activations (B, 4H) and the old c."""
     i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c + i * g  # the cell state: forget some of the old, add some new
@@ -243,14 +249,19 @@ class RNN(_Recurrent):
 
     def forward(self, x, h0=None):
         x, unbatched = self._prepare(x)  # (B, T, I)
-        B, T, _ = x.shape
+        B = x.shape[0]
         h0 = self._initial(h0, "h0", B, unbatched, x)  # (L, B, H)
-        h_n = []
+        act, h_n = NONLINEARITIES[self.nonlinearity], []
         for k in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self.layer(k)
+            # rnn_cell's sum in two parts. The input's part does not wait for h:
+            # one product for all T steps.
+            x_parts = (x @ weight_ih.T + bias_ih).unbind(1)  # T tensors (B, H)
             h, outputs = h0[k], []
-            for t in range(T):  # back-propagation through time runs this loop backwards
-                h = rnn_cell(x[:, t], h, *self.layer(k), self.nonlinearity)
+            for x_part in x_parts:  # the serial part: each step needs the last h
+                h = act(x_part + h @ weight_hh.T + bias_hh)  # (B, H)
                 outputs.append(h)
+            # back-propagation through time runs this loop backwards
             x = torch.stack(outputs, dim=1)  # (B, T, H): the next layer's input
             h_n.append(h)
         output, (h_n,) = self._finish(x, [torch.stack(h_n)], unbatched)
@@ -268,15 +279,18 @@ class LSTM(_Recurrent):
 
     def forward(self, x, state=None):
         x, unbatched = self._prepare(x)  # (B, T, I)
-        B, T, _ = x.shape
+        B = x.shape[0]
         h0, c0 = (None, None) if state is None else _pair(state, "initial state")
         h0 = self._initial(h0, "h0", B, unbatched, x)  # (L, B, H)
         c0 = self._initial(c0, "c0", B, unbatched, x)  # (L, B, H)
         h_n, c_n = [], []
         for k in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self.layer(k)
+            # as in RNN: the input's part of all four gates for every step at once
+            x_parts = (x @ weight_ih.T + bias_ih).unbind(1)  # T tensors (B, 4H)
             h, c, outputs = h0[k], c0[k], []
-            for t in range(T):
-                h, c = lstm_cell(x[:, t], h, c, *self.layer(k))
+            for x_part in x_parts:
+                h, c = lstm_update(x_part + h @ weight_hh.T + bias_hh, c)
                 outputs.append(h)
             x = torch.stack(outputs, dim=1)  # (B, T, H)
             h_n.append(h)
