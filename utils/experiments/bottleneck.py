@@ -1,14 +1,124 @@
 """Chapter 3's experiments: the fixed-vector bottleneck and Bahdanau attention.
 
-The task is chapter 6's, number words -> digits (`number_words`), read by the RNN
-encoder-decoder of `utils.rnn_seq2seq` with and without attention.
+The main task is chapter 6's, number words -> digits (`number_words`), read by the RNN
+encoder-decoder of `utils.rnn_seq2seq` with and without attention. Copying random
+sequences of a few symbols tests longer sources: every symbol must pass through the
+encoder, and there is nothing to guess.
 """
 
 import torch
 
 from utils.checks import check_int
+from utils.data import endless_batches
+from utils.env import make_generator
 from utils.experiments import number_words
 from utils.plot import attention_map
+from utils.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
+from utils.train import count_parameters
+
+# Copying: ids 0-2 are <pad>, <bos>, <eos> (as in number_words), then the symbols.
+COPY_SYMBOLS = 4
+COPY_VOCAB = 3 + COPY_SYMBOLS
+
+
+def copy_batch(lengths: list[int], generator=None):
+    """Random sequences of the given lengths -> (src, tgt_in, tgt_out), laid out as in
+    `number_words.make_batch`: the target is the source between <bos> and <eos>."""
+    if not lengths:
+        raise ValueError("lengths must not be empty")
+    for n in lengths:
+        check_int("length", n)
+    longest = max(lengths)
+    src = torch.zeros(len(lengths), longest, dtype=torch.long)  # (B, S), PAD = 0
+    tgt_in = torch.zeros(len(lengths), longest + 1, dtype=torch.long)  # (B, S + 1)
+    tgt_out = torch.zeros_like(tgt_in)
+    for row, n in enumerate(lengths):
+        symbols = torch.randint(3, COPY_VOCAB, (n,), generator=generator)
+        src[row, :n] = symbols
+        tgt_in[row, 0], tgt_in[row, 1 : n + 1] = number_words.BOS, symbols
+        tgt_out[row, :n], tgt_out[row, n] = symbols, number_words.EOS
+    return src, tgt_in, tgt_out
+
+
+def copy_batches(min_length: int, max_length: int, batch_size: int = 32, seed=0):
+    """An endless, seeded stream of copying batches, lengths uniform in
+    [min_length, max_length]."""
+    check_int("min_length", min_length)
+    if check_int("max_length", max_length) < min_length:
+        raise ValueError(
+            f"max_length must be at least min_length, got {max_length} < {min_length}"
+        )
+
+    def sample(size, generator):
+        lengths = torch.randint(
+            min_length, max_length + 1, (size,), generator=generator
+        )
+        return copy_batch(lengths.tolist(), generator)
+
+    return endless_batches(sample, batch_size, seed)
+
+
+def copy_accuracy(model, length: int, n: int = 200, seed=0) -> float:
+    """The share of target tokens (symbols and <eos>) that greedy decoding gets right
+    at their position, over `n` random sources of `length` symbols."""
+    check_int("n", n)
+    src, _, tgt_out = copy_batch([length] * n, make_generator(seed))
+    model.eval()
+    generated = model.greedy_decode(src, max_new_tokens=length + 1)  # (n, <= S + 1)
+    predicted = torch.full_like(tgt_out, number_words.PAD)
+    predicted[:, : generated.shape[1]] = generated
+    return (predicted == tgt_out).float().mean().item()
+
+
+def matched_width(config: RNNSeq2SeqConfig) -> int:
+    """The hidden size at which the model without attention has about as many
+    parameters as `config`'s model with attention (the nearest count)."""
+    with torch.device("meta"):  # counts only: no weights are built
+        target = count_parameters(RNNSeq2Seq(config))
+
+        def gap(hidden):
+            plain = RNNSeq2SeqConfig(
+                config.src_vocab_size,
+                config.tgt_vocab_size,
+                config.d_embed,
+                hidden,
+                attention=False,
+            )
+            return abs(count_parameters(RNNSeq2Seq(plain)) - target)
+
+        return min(range(config.hidden_size, 4 * config.hidden_size), key=gap)
+
+
+def draw_copy_by_length(ax, lengths, accuracies: dict[str, list[list[float]]]):
+    """Token accuracy against source length: one line per model (the seeds' mean) and
+    a band from the seeds' lowest to highest; `accuracies[name][seed][i]` is at
+    `lengths[i]`."""
+    for (label, runs), marker in zip(accuracies.items(), "os^v"):
+        runs = torch.tensor(runs)  # (seeds, lengths)
+        line = ax.plot(lengths, runs.mean(0), marker=marker, label=label)[0]
+        ax.fill_between(
+            lengths,
+            runs.min(0).values,
+            runs.max(0).values,
+            alpha=0.2,
+            color=line.get_color(),
+        )
+    ax.axhline(1 / COPY_SYMBOLS, ls=":", c="gray", lw=1)
+    ax.annotate(
+        "chance",
+        (lengths[-1], 1 / COPY_SYMBOLS),
+        va="bottom",
+        ha="right",
+        fontsize=7,
+        c="gray",
+    )
+    ax.set(
+        xlabel="source length (symbols)",
+        ylabel="token accuracy (greedy)",
+        ylim=(0, 1.05),
+        xticks=lengths,
+    )
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
 
 
 def length_groups(numbers, min_count: int = 20) -> dict[int, list[int]]:
