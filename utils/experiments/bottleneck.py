@@ -112,13 +112,12 @@ def draw_copy_by_length(ax, lengths, accuracies: dict[str, list[list[float]]]):
         fontsize=7,
         c="gray",
     )
-    ax.set(
-        xlabel="source length (symbols)",
-        ylabel="token accuracy (greedy)",
-        ylim=(0, 1.05),
-        xticks=lengths,
-    )
+    _accuracy_axes(ax, lengths, "source length (symbols)", "token accuracy (greedy)")
     ax.legend(frameon=False, fontsize=8, loc="lower left")
+
+
+def _accuracy_axes(ax, lengths, xlabel: str, ylabel: str):
+    ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05), xticks=lengths)
 
 
 def length_groups(numbers, min_count: int = 20) -> dict[int, list[int]]:
@@ -143,12 +142,8 @@ def draw_by_length(ax, groups: dict, accuracies: dict[str, dict[int, float]]):
         ax.plot(lengths, [by_length[n] for n in lengths], marker=marker, label=label)
     for n in lengths:
         ax.annotate(f"{len(groups[n])}", (n, 0.02), ha="center", fontsize=7, c="gray")
-    ax.set(
-        xlabel="source length (words); grey: held-out numbers of that length",
-        ylabel="exact match",
-        ylim=(0, 1.05),
-        xticks=lengths,
-    )
+    xlabel = "source length (words); grey: held-out numbers of that length"
+    _accuracy_axes(ax, lengths, xlabel, "exact match")
     ax.legend(frameon=False, fontsize=8, loc="center right")
 
 
