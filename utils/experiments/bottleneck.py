@@ -105,7 +105,7 @@ def draw_copy_by_length(ax, lengths, accuracies: dict[str, list[list[float]]]):
         )
     ax.axhline(1 / COPY_SYMBOLS, ls=":", c="gray", lw=1)
     ax.annotate(
-        "chance",
+        f"guessing (1 in {COPY_SYMBOLS})",
         (lengths[-1], 1 / COPY_SYMBOLS),
         va="bottom",
         ha="right",
