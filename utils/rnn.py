@@ -6,7 +6,7 @@ before the loop, in one product: it does not depend on the state). Parameter nam
 shapes and the LSTM's gate order (i, f, g, o) are PyTorch's, so
 ``ours.load_state_dict(nn_lstm.state_dict())`` works and the tests compare the two
 exactly. There is no ``nn.RNN`` or ``nn.LSTM`` in here: the price is speed (a Python
-loop against PyTorch's fused kernel), measured by ``make bench``.
+loop against PyTorch's native kernels), measured by ``make bench``.
 """
 
 import math
@@ -258,10 +258,11 @@ class RNN(_Recurrent):
             # one product for all T steps.
             x_parts = (x @ weight_ih.T + bias_ih).unbind(1)  # T tensors (B, H)
             h, outputs = h0[k], []
-            for x_part in x_parts:  # the serial part: each step needs the last h
+            # the serial part: each step needs the last h (and back-propagation
+            # through time runs this loop backwards)
+            for x_part in x_parts:
                 h = act(x_part + h @ weight_hh.T + bias_hh)  # (B, H)
                 outputs.append(h)
-            # back-propagation through time runs this loop backwards
             x = torch.stack(outputs, dim=1)  # (B, T, H): the next layer's input
             h_n.append(h)
         output, (h_n,) = self._finish(x, [torch.stack(h_n)], unbatched)
