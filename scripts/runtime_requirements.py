@@ -2,8 +2,9 @@
 
 It is the environment conda users create (``conda env create -f environment.yml``) and
 the one Binder builds (repo2docker reads a top-level environment.yml as long as there is
-no binder/ folder, and installs the local ``-e .`` after copying the repository, so no
-postBuild is needed). Both need what the chapters import, not the developer tools. This script takes the course's declared dependencies (pyproject.toml) and
+no binder/ folder, and installs the local ``-e .`` after copying the repository). The one
+package that must come without its dependencies, requirements-nodeps.txt, is installed
+by the top-level postBuild (conda users run the same pip command). Both need what the chapters import, not the developer tools. This script takes the course's declared dependencies (pyproject.toml) and
 the kernel, follows their requirements through the installed packages, and pins each one
 at the version of requirements.txt. torch is the CPU build from PyTorch's CPU wheel index:
 the default index's Linux wheel is the CUDA build, several GB of nvidia-* packages.

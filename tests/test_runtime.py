@@ -144,7 +144,7 @@ def test_every_chapters_imports_need_only_the_runtime_packages(runtime):
     run = _execute(runtime, path)
     assert run.returncode == 0, run.stderr[-3000:]
 
-    appendix = _cells("11_data_parallel.ipynb")
+    appendix = _cells("12_data_parallel.ipynb")
     setup = _setup_cells(appendix)
     path = _outside_the_repository(runtime, "appendix.ipynb", [appendix[0], *setup])
     run = _execute(runtime, path)

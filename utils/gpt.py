@@ -109,14 +109,20 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (split_heads(t, H) for t in (q, k, v))  # (B, H, T, d_head) each
         if cache is not None:
             k, v = cache.append(k, v)  # (B, H, T_seen, d_head)
-        T_k = k.shape[2]
         p = self.dropout if self.training else 0.0
-        mask, causal = None, T == T_k  # no earlier tokens: the plain causal mask
-        if 1 < T < T_k:  # new tokens after cached ones: the last T rows of the mask
-            mask = causal_mask(T_k, device=x.device)[T_k - T :]  # (T, T_k)
-        # (one new token, T == 1, may see every key: no mask at all)
-        y, weights = attend(q, k, v, mask, causal, p, need_weights)
+        y, weights = causal_attend(q, k, v, p, need_weights)  # (B, H, T, d_head)
         return self.resid_dropout(self.c_proj(merge_heads(y))), weights  # (B, T, C)
+
+
+def causal_attend(q, k, v, dropout_p: float = 0.0, need_weights: bool = False):
+    """:func:`~utils.attention.attend` for T new queries (..., T, d) over T_k >= T
+    keys, the last T of which are theirs and the first T_k - T cached."""
+    T, T_k = q.shape[-2], k.shape[-2]
+    mask, causal = None, T == T_k  # no earlier tokens: the plain causal mask
+    if 1 < T < T_k:  # new tokens after cached ones: the last T rows of the mask
+        mask = causal_mask(T_k, device=q.device)[T_k - T :]  # (T, T_k)
+    # (one new token, T == 1, may see every key: no mask at all)
+    return attend(q, k, v, mask, causal, dropout_p, need_weights)
 
 
 class MLP(nn.Module):
@@ -248,7 +254,8 @@ class GPT(nn.Module):
             if use_cache and cache is not None and len(cache[0]) < block_size:
                 h = self.features(idx[:, -1:], cache)  # the newest token only
             else:  # (re)start from the window
-                cache = [KVCache() for _ in self.transformer.h] if use_cache else None
+                fresh = [KVCache() for _ in range(self.config.num_layers)]
+                cache = fresh if use_cache else None
                 h = self.features(idx[:, -block_size:], cache)
             logits = self.lm_head(h[:, -1])  # (B, V)
             logits[:, suppress] = float("-inf")  # never drawn

@@ -1,4 +1,4 @@
-"""Timing that a busy machine cannot bias (chapters 5-7 and 11 compare speeds).
+"""Timing that a busy machine cannot bias (chapters 5-7, 11 and 12 compare speeds).
 
 A laptop is rarely idle: another program can slow one run down by a factor of several.
 Timing `a` five times and then `b` five times lets such a disturbance hit only one side.
