@@ -65,6 +65,17 @@ def _sampling():
                    prompt="And the LORD spake unto Mo")
 
 
+def _chat():
+    from experiments.test_llm import StubTokenizer  # tests/ is on the path
+    from utils.experiments.llm import draw_reply
+    from utils.llama import Llama, LlamaConfig
+
+    torch.manual_seed(0)
+    model = Llama(LlamaConfig(vocab_size=60, block_size=160, num_layers=1, num_heads=2,
+                              num_kv_heads=1, d_model=16)).eval()
+    return partial(draw_reply, model=model, tokenizer=StubTokenizer())
+
+
 def _completions():
     from utils.experiments import pixel_gpt
     torch.manual_seed(0)
@@ -109,6 +120,9 @@ CALLBACKS = {
     "ch6-positions": (lambda: draw_positions,
                       {"d_model": (16, 128), "dimensions": (2, 128)}),
     "ch7": (_sampling, {"temperature": (0.5, 1.5), "top_k": (1, 65)}),
+    "ch11": (_chat, {"question": ("?", "What is the capital of France? " * 3),
+                     "temperature": (0.1, 2.0), "top_p": (0.1, 1.0),
+                     "max_new_tokens": (8, 96)}),
     "ch9": (_completions, {"index": (0, 999), "rows_given": (0, 13),
                            "temperature": (0.2, 2.0)}),
     "ch10-patches": (_patches, {"index": (0, 999), "patch_size": (1, 28)}),

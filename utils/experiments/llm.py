@@ -6,9 +6,14 @@ installs without its dependencies: a GGUF file of 98 MB, read offline by
 ``transformers`` (with the ``gguf`` package).
 """
 
+import copy
+import functools
 import importlib.util
+import statistics
 import textwrap
+import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 from utils.checks import check_int, check_tensor
 from utils.convert import build_like
 from utils.data import random_chunks
+from utils.gpt import KVCache
 from utils.llama import Llama, LlamaConfig, RotaryEmbedding, apply_rotary
 from utils.plot import QUERY
 from utils.quantize import quantize_blocks
@@ -42,12 +48,22 @@ def load_smollm2():
     """``(LlamaForCausalLM, tokenizer)`` from the packaged file, the model dequantised
     to float32, in eval mode. Takes 15-20 s on two cores."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import modeling_gguf_pytorch_utils as reading
     from transformers.utils import logging
 
     path = smollm2_path()
+    quiet = functools.partial(reading.tqdm, disable=True)  # this bar ignores logging
+    bars = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    try:
+        with mock.patch.object(reading, "tqdm", quiet):
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                path.parent, gguf_file=path.name
+            )
+    finally:
+        if bars:
+            logging.enable_progress_bar()
     return model.eval(), tokenizer
 
 
@@ -98,12 +114,12 @@ def with_kv_heads(model: Llama, num_kv_heads: int) -> Llama:
             f"and be a multiple or a divisor of the model's {old}"
         )
     fields = {**vars(config), "num_kv_heads": num_kv_heads}
-    copy = build_like(
+    other = build_like(
         lambda: Llama(LlamaConfig(**fields)), model.lm_head.weight, model.training
     )
     theirs = model.state_dict()
     with torch.no_grad():
-        for name, p in copy.state_dict().items():
+        for name, p in other.state_dict().items():
             w = theirs[name]
             if name.endswith(("k_proj.weight", "v_proj.weight")):
                 heads = w.view(old, config.head_dim, -1)  # (H_kv, d_head, d)
@@ -114,7 +130,32 @@ def with_kv_heads(model: Llama, num_kv_heads: int) -> Llama:
                     heads = groups.mean(dim=1)
                 w = heads.reshape(p.shape)
             p.copy_(w)
-    return copy
+    return other
+
+
+@torch.no_grad()
+def seconds_per_token(model: Llama, prompt: torch.Tensor, new_tokens: int = 8):
+    """Seconds per greedily generated token with the KV cache, after `prompt` (B, T)
+    has been read (that pass is not timed)."""
+    check_int("new_tokens", new_tokens)
+    cache = [KVCache() for _ in range(model.config.num_layers)]
+    logits = model.lm_head(model.features(prompt, cache)[:, -1])  # (B, V)
+    start = time.perf_counter()
+    for _ in range(new_tokens):
+        newest = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+        logits = model.lm_head(model.features(newest, cache)[:, -1])
+    return (time.perf_counter() - start) / new_tokens
+
+
+def decoding_speeds(models: dict, prompt: torch.Tensor, repeat: int = 3) -> dict:
+    """{name: median seconds per token} of :func:`seconds_per_token` for each model,
+    the models timed in turns `repeat` times."""
+    check_int("repeat", repeat)
+    runs = {name: [] for name in models}
+    for _ in range(repeat):
+        for name, model in models.items():
+            runs[name].append(seconds_per_token(model, prompt))
+    return {name: statistics.median(seconds) for name, seconds in runs.items()}
 
 
 # --- RoPE: a score that depends on the distance only ---
@@ -142,8 +183,10 @@ def draw_rotary_scores(ax, scores: torch.Tensor) -> None:
 # --- RoPE past the trained length: a small model ---
 
 
-def train_short_context(ids: torch.Tensor, vocab_size: int, context: int, seed=0):
-    """A small Llama (2 layers, d=64) trained 300 steps on windows of `context`
+def train_short_context(
+    ids: torch.Tensor, vocab_size: int, context: int, seed=0, steps: int = 300
+):
+    """A small Llama (2 layers, d=64) trained `steps` steps on windows of `context`
     characters of `ids`; it may read up to 8 times as many."""
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -161,7 +204,7 @@ def train_short_context(ids: torch.Tensor, vocab_size: int, context: int, seed=0
         model,
         batches,
         lambda m, batch: cross_entropy(m(batch[0]), batch[1]),
-        TrainConfig(steps=300, lr=3e-3),
+        TrainConfig(steps=steps, lr=3e-3),
         progress=False,
     )
     return model
@@ -191,13 +234,12 @@ def draw_loss_by_position(ax, losses: torch.Tensor, context: int) -> None:
 def quantized(model: Llama, bits: int) -> Llama:
     """A copy of `model` whose every matrix (embedding, projections) is stored in
     Q4_1's block format with `bits`-bit codes and decoded again."""
-    copy = build_like(lambda: Llama(model.config), model.lm_head.weight, False)
-    copy.load_state_dict(model.state_dict())
+    stored = copy.deepcopy(model)  # tied weights stay tied: one matrix, once
     with torch.no_grad():
-        for p in copy.parameters():
+        for p in stored.parameters():
             if p.ndim == 2:
                 p.copy_(quantize_blocks(p, bits))
-    return copy
+    return stored
 
 
 @torch.no_grad()
