@@ -1,8 +1,8 @@
 """Shared code for *Attention, Step by Step*, in three layers.
 
 * **Models**, the code the course teaches: ``rnn``, ``char_rnn``, ``rnn_seq2seq``,
-  ``attention``, ``transformer``, ``gpt``, ``bert``, ``igpt``, ``cnn``, ``vit``. They
-  never plot.
+  ``attention``, ``transformer``, ``gpt``, ``bert``, ``igpt``, ``cnn``, ``vit``,
+  ``llama``, ``quantize``. They never plot.
 * **Foundation**, what every chapter uses: ``checks`` (argument checks), ``convert``
   (copying a reference model's weights), ``env`` (seeds, threads, devices),
   ``threads`` (OpenMP's spin, from the machine's load), ``data`` (data sets and batch

@@ -164,7 +164,13 @@ def test_the_drawings_draw_and_the_reply_shows_the_first_tokens_choices():
                    max_new_tokens=8)
     text_ax, bar_ax = fig.axes[:2]
     assert len(bar_ax.patches) == 10
-    assert abs(sum(p.get_width() for p in bar_ax.patches) - 1) < 1  # shares, at most 1
+    assert sum(p.get_width() for p in bar_ax.patches) <= 1 + 1e-6  # probabilities
+    plt.close(fig)
+    fig = plt.figure()  # a tiny nucleus: only the tokens that can be drawn
+    llm.draw_reply(fig, _model(), StubTokenizer(), "why", temperature=0.7, top_p=0.01,
+                   max_new_tokens=8)
+    assert len(fig.axes[1].patches) == 1
+    assert fig.axes[1].patches[0].get_width() == pytest.approx(1.0)
     plt.close(fig)
 
 

@@ -211,7 +211,7 @@ def train_short_context(
 
 
 @torch.no_grad()
-def loss_by_position(model: Llama, ids: torch.Tensor, length: int, n=32, seed=0):
+def loss_by_position(model: Llama, ids: torch.Tensor, length: int, n=128, seed=0):
     """(length,) mean next-token loss at each position of `n` random windows."""
     windows = next(random_chunks(ids, n, length, seed=seed))  # (n, L) each
     logits = model(windows[0])  # (n, L, V)
@@ -260,7 +260,8 @@ def draw_reply(
     fig, model, tokenizer, question, temperature, top_p, max_new_tokens, seed=0
 ):
     """Left: the sampled reply. Right: the first reply token's ten likeliest
-    choices under this temperature and top-p, which is what sampling draws from."""
+    choices under this temperature and top-p (fewer if fewer can be drawn), which is
+    what sampling draws from."""
     ids = chat_ids(tokenizer, question)
     out = model.generate(
         ids, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
@@ -269,14 +270,16 @@ def draw_reply(
         first = model(ids)[:, -1]  # (1, V): the logits of the first reply token
     text = reply(tokenizer, out, ids.shape[1])
     probs = next_token_probs(first, temperature, top_p=top_p)[0]  # (V,)
-    top = probs.topk(10)
+    top = probs.topk(min(10, int((probs > 0).sum())))  # those that can be drawn
     words = [repr(tokenizer.decode([int(i)])) for i in top.indices]
+    n = len(words)
     text_ax, bar_ax = fig.subplots(1, 2, width_ratios=[1.4, 1])
     text_ax.axis("off")
     wrapped = textwrap.fill(text or "(an empty reply)", 46)
     text_ax.text(0, 1, wrapped, va="top", fontsize=9, family="DejaVu Sans")
     text_ax.set_title(f"reply ({max_new_tokens} tokens at most)", fontsize=9)
-    bar_ax.barh(range(10)[::-1], top.values.detach().numpy(), color=QUERY)
-    bar_ax.set_yticks(range(10)[::-1], words, fontsize=8)
+    bar_ax.barh(range(n)[::-1], top.values.numpy(), color=QUERY)
+    bar_ax.set_yticks(range(n)[::-1], words, fontsize=8)
+    bar_ax.set_ylim(-0.5, 9.5)  # ten rows always, so that panels line up
     bar_ax.set_xlim(0, 1)
     bar_ax.set_xlabel("probability of the first reply token")
