@@ -305,8 +305,9 @@ def draw_reply(
     wrapped = textwrap.fill(text or "(an empty reply)", 46)
     text_ax.text(0, 1, wrapped, va="top", fontsize=9, family="DejaVu Sans")
     text_ax.set_title(f"reply ({max_new_tokens} tokens at most)", fontsize=9)
-    bar_ax.barh(range(n)[::-1], top.values.numpy(), color=QUERY)
-    bar_ax.set_yticks(range(n)[::-1], words, fontsize=8)
-    bar_ax.set_ylim(-0.5, 9.5)  # ten rows always, so that panels line up
+    rows = range(9, 9 - n, -1)  # from the top, ten rows always: panels line up
+    bar_ax.barh(rows, top.values.numpy(), color=QUERY)
+    bar_ax.set_yticks(rows, words, fontsize=8)
+    bar_ax.set_ylim(-0.5, 9.5)
     bar_ax.set_xlim(0, 1)
     bar_ax.set_xlabel("probability of the first reply token")
