@@ -68,6 +68,13 @@ def test_repeated_key_value_heads_compute_the_same_function():
         with torch.no_grad():
             torch.testing.assert_close(other(ids), model(ids), atol=1e-5, rtol=1e-5)
     assert model.config.num_kv_heads == 2  # the original is untouched
+    # the other tensors are shared, not copied
+    shared = llm.with_kv_heads(model, 6)
+    q_theirs, q_ours = (m.layers[1].self_attn.q_proj.weight for m in (model, shared))
+    assert q_theirs.data_ptr() == q_ours.data_ptr()
+    assert shared.lm_head.weight is shared.embed_tokens.weight
+    assert all(p.device.type == "cpu" for p in shared.parameters())
+    assert shared.rotary.frequency.device.type == "cpu"
 
 
 def test_fewer_key_value_heads_average_each_group():

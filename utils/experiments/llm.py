@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from utils.checks import check_int, check_tensor
-from utils.convert import build_like
 from utils.data import random_chunks
+from utils.env import seeded
 from utils.gpt import KVCache
 from utils.llama import Llama, LlamaConfig, RotaryEmbedding, apply_rotary
 from utils.plot import QUERY
@@ -127,7 +127,8 @@ def agreeing_length(ours: torch.Tensor, theirs: torch.Tensor, margins, tolerance
 
 
 def with_kv_heads(model: Llama, num_kv_heads: int) -> Llama:
-    """A copy of `model` with `num_kv_heads` key/value heads per layer.
+    """`model` with `num_kv_heads` key/value heads per layer. Every other tensor is
+    shared with `model`, not copied: the two must only be read.
 
     More heads: each head is repeated, which computes exactly the same function
     (every query head still reads the keys and values it read before). Fewer heads:
@@ -142,24 +143,24 @@ def with_kv_heads(model: Llama, num_kv_heads: int) -> Llama:
             f"num_kv_heads={num_kv_heads} must divide num_heads={config.num_heads} "
             f"and be a multiple or a divisor of the model's {old}"
         )
-    fields = {**vars(config), "num_kv_heads": num_kv_heads}
-    other = build_like(
-        lambda: Llama(LlamaConfig(**fields)), model.lm_head.weight, model.training
-    )
-    theirs = model.state_dict()
-    with torch.no_grad():
-        for name, p in other.state_dict().items():
-            w = theirs[name]
-            if name.endswith(("k_proj.weight", "v_proj.weight")):
-                heads = w.view(old, config.head_dim, -1)  # (H_kv, d_head, d)
-                if num_kv_heads > old:  # each head, repeated
-                    heads = heads.repeat_interleave(num_kv_heads // old, dim=0)
-                else:  # each group of old // num_kv_heads heads, averaged
-                    groups = heads.view(num_kv_heads, -1, *heads.shape[1:])
-                    heads = groups.mean(dim=1)
-                w = heads.reshape(p.shape)
-            p.copy_(w)
-    return other
+    tensors = {}
+    for name, w in model.state_dict().items():
+        if name.endswith(("k_proj.weight", "v_proj.weight")):
+            heads = w.view(old, config.head_dim, -1)  # (H_kv, d_head, d)
+            if num_kv_heads > old:  # each head, repeated
+                heads = heads.repeat_interleave(num_kv_heads // old, dim=0)
+            else:  # each group of old // num_kv_heads heads, averaged
+                groups = heads.view(num_kv_heads, -1, *heads.shape[1:])
+                heads = groups.mean(dim=1)
+            w = heads.reshape(-1, w.shape[-1])  # (H_kv' · d_head, d)
+        tensors[name] = w
+    with torch.device("meta"):  # no memory and no random weights: all come below
+        other = Llama(LlamaConfig(**{**vars(config), "num_kv_heads": num_kv_heads}))
+    other.load_state_dict(tensors, assign=True)
+    other.rotary = model.rotary  # its angles' frequencies (no weights)
+    if config.tie_embeddings:
+        other.lm_head.weight = other.embed_tokens.weight
+    return other.train(model.training)
 
 
 @torch.no_grad()
@@ -223,8 +224,7 @@ def train_short_context(
         num_kv_heads=2,
         d_model=64,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):  # + $COURSE_SEED, as every training run of the course
         model = Llama(config)
     batches = random_chunks(ids, 32, context, seed=seed)
     train(
@@ -265,7 +265,8 @@ def quantized(model: Llama, bits: int) -> Llama:
     with torch.no_grad():
         for p in stored.parameters():
             if p.ndim == 2:
-                p.copy_(quantize_blocks(p, bits))
+                for rows in p.split(1024):  # a view at a time: little extra memory
+                    rows.copy_(quantize_blocks(rows, bits))
     return stored
 
 
