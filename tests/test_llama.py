@@ -382,9 +382,7 @@ def test_smollm2_logits_equal_transformers(smollm2):
 
 
 def test_smollm2_greedy_reply_equals_transformers_token_for_token(smollm2):
-    from utils.experiments.llm import chat_ids
-
-    from utils.experiments.llm import agreeing_length, greedy_margins
+    from utils.experiments.llm import agreeing_length, chat_ids, greedy_margins
 
     hf, ours, tokenizer = smollm2
     ids = chat_ids(tokenizer, "Name a colour of the sky.")

@@ -67,6 +67,7 @@ def _sampling():
 
 def _chat():
     from experiments.test_llm import StubTokenizer  # tests/ is on the path
+
     from utils.experiments.llm import draw_reply
     from utils.llama import Llama, LlamaConfig
 

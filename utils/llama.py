@@ -46,7 +46,7 @@ class LlamaConfig:
     num_kv_heads: int = 2  # key/value heads, each shared by num_heads // this
     d_model: int = 128  # width of every token's representation
     dim_feedforward: int | None = None  # SwiGLU's hidden width; None: about 8/3 d
-    rope_theta: float = 10000.0  # RoPE's base: the slowest plane turns at 1/theta
+    rope_theta: float = 10000.0  # RoPE's base: pair i turns theta^(-2i/d) per token
     norm_eps: float = 1e-5  # RMSNorm's epsilon
     tie_embeddings: bool = True  # the LM head is the token embedding (SmolLM2)
 
@@ -127,8 +127,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
 
 
 class SwiGLU(nn.Module):
-    """down(SiLU(gate(x)) · up(x)) (Shazeer 2020): the gate decides, per hidden unit,
-    how much of up(x) passes. Three matrices instead of two, so the hidden width is
+    """down(SiLU(gate(x)) · up(x)) (Shazeer 2020): SiLU of one projection scales each
+    hidden unit of the other. Three matrices instead of two, so the hidden width is
     about 8/3 d instead of 4 d for the same parameter count."""
 
     def __init__(self, d_model: int, dim_feedforward: int):

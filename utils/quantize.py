@@ -28,9 +28,10 @@ def quantize_blocks(w: torch.Tensor, bits: int, block_size: int = BLOCK):
     """`w` stored in Q4_1's block format with `bits`-bit codes, and decoded again.
 
     Each run of `block_size` weights along the last dimension gets its own minimum m
-    and scale d = (max - m) / (2^bits - 1), both rounded to 16-bit floats as in the
-    file; each weight becomes the nearest of the 2^bits levels m + q·d. With
-    ``bits=4`` and 32 weights this is llama.cpp's Q4_1 (up to its rounding of ties).
+    and scale d = (max - m) / (2^bits - 1). Each weight gets the code q of the nearest
+    of the 2^bits levels m + q·d, and is decoded with m and d rounded to 16-bit floats,
+    as in the file. With ``bits=4`` and 32 weights this is llama.cpp's Q4_1 (the tests
+    find it equal to the gguf package's quantiser).
     """
     check_tensor("w", w, floating=True)
     check_int("bits", bits)
