@@ -20,7 +20,12 @@ One module per experiment, named after it:
 * ``linear_probe`` (chapters 7, 9): a logistic regression on frozen features;
 * ``masked_lm`` (chapter 8): BERT's corruption, masked-LM batches, BERT against GPT,
   and the real all-MiniLM-L6-v2;
+* ``encoder_finetune`` (chapter 8): the real MiniLM fine-tuned end to end, against a
+  linear probe;
 * ``pixel_gpt`` (chapter 9): MNIST digits as pixel tokens, the baselines a pixel model
   must beat, completions and linear probes;
-* ``vit_digits`` (chapter 10): MNIST for the ViT and its CNN baseline.
+* ``vit_digits`` (chapter 10): MNIST for the ViT and its CNN baseline;
+* ``llm`` (chapter 11): SmolLM2-135M-Instruct in the course's code, chat, key/value
+  heads, RoPE past the trained length, and weights in fewer bits;
+* ``data_parallel`` (chapter 12): what each process of data parallelism keeps.
 """
