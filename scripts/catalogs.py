@@ -4,7 +4,7 @@ English is the source. Each page of the book has its catalog (`chapters/04_atten
 `book/intro.po`); `figures.po` holds the diagrams' labels, `widgets.po` the widgets'
 labels and `site.po` the book's title, part captions and language switch.
 
-    python scripts/catalogs.py extract        # update every catalog from the English
+    python scripts/catalogs.py extract [NAME] # update every catalog (or NAME) from the English
     python scripts/catalogs.py check          # untranslated, fuzzy or broken entries
     python scripts/catalogs.py todo PO [N]    # the next N untranslated messages, as JSON
     python scripts/catalogs.py fill PO JSON   # set translations: [{"n": 3, "zh": "..."}]
@@ -103,13 +103,17 @@ def widget_labels(page_html: str) -> list[str]:
     return found
 
 
+def svg_sources() -> list[Path]:
+    """The diagrams: the chapters' figures and the introduction's course map."""
+    return sorted(FIGURES.glob("*.svg")) + [ROOT / "book" / "_static" / "course_path.svg"]
+
+
 def site_messages() -> list[str]:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [config["title"]] + [part["caption"] for part in toc["parts"]] + [
-        "English",
-        "中文",
-    ]
+    captions = [part["caption"] for part in toc["parts"]]
+    footer = config["html"]["extra_footer"].strip()
+    return [config["title"], *captions, footer, "English", "中文"]
 
 
 def english_sources() -> dict[str, list[tuple[str, str]]]:
@@ -124,7 +128,7 @@ def english_sources() -> dict[str, list[tuple[str, str]]]:
         ]
     sources["figures"] = [
         (m, f"{svg.relative_to(ROOT)}")
-        for svg in sorted(FIGURES.glob("*.svg")) + [ROOT / "book/_static/course_path.svg"]
+        for svg in svg_sources()
         for m in svg_messages(svg.read_text())
     ]
     sources["site"] = [(m, "_toc.yml") for m in site_messages()]
@@ -151,8 +155,10 @@ def save(name: str, catalog: Catalog) -> None:
         write_po(f, catalog, width=0, omit_header=False, sort_output=False)
 
 
-def extract() -> None:
+def extract(only: list[str] | None = None) -> None:
     for name, found in english_sources().items():
+        if only and name not in only:
+            continue
         old = load(name) if catalog_path(name).exists() else None
         catalog = Catalog(
             locale="zh_CN",
@@ -183,6 +189,15 @@ def translations(name: str) -> dict[str, str]:
     return {m.id: m.string for m in load(name) if m.id and m.string and not m.fuzzy}
 
 
+def same_markup(english: str, chinese: str) -> bool:
+    """The Chinese keeps the English's markup; a phrase glued in both languages
+    (utils/phrases.py) is glued under its key with `_zh` in the Chinese."""
+    bilingual = re.compile(r"(\{glue:text\}`[^`:]+)_zh`")
+    return sorted(messages.markup(english)) == sorted(
+        bilingual.sub(r"\1`", m) for m in messages.markup(chinese)
+    )
+
+
 def problems(name: str) -> list[str]:
     """What keeps a catalog from being complete and safe to apply."""
     found = []
@@ -191,7 +206,7 @@ def problems(name: str) -> list[str]:
             found.append(f"{name} #{n}: fuzzy")
         elif not m.string:
             found.append(f"{name} #{n}: untranslated")
-        elif sorted(messages.markup(m.id)) != sorted(messages.markup(m.string)):
+        elif not same_markup(m.id, m.string):
             missing = set(messages.markup(m.id)) - set(messages.markup(m.string))
             extra = set(messages.markup(m.string)) - set(messages.markup(m.id))
             found.append(
@@ -212,7 +227,7 @@ def catalog_names() -> list[str]:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
     if command == "extract":
-        extract()
+        extract(argv[1:])
     elif command == "check":
         found = [p for name in catalog_names() for p in problems(name)]
         print("\n".join(found) or "every catalog is complete")

@@ -5,7 +5,7 @@ either a *message*, text a translator rewrites, or markup that stays as it is. J
 the pieces again gives the page back exactly, so a translation changes only the messages.
 
 - A paragraph, list, heading or quote is one message; a table is one message per row.
-- Code fences, `$$` math blocks, targets such as `(label)=` and HTML comments stay.
+- Code fences (``` or ~~~), `$$` math blocks, targets such as `(label)=` and HTML comments stay.
 - A directive fence (```{admonition} Title, :::{figure} path) keeps its fence and
   options; an admonition's title and an `:alt:` text are messages, and the body is cut
   in the same way, so an admonition's paragraphs are messages of their own.
@@ -18,7 +18,7 @@ translator keeps them, and `markup(message)` lists them so a test can compare.
 import re
 from dataclasses import dataclass
 
-FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|:{3,})(\{[\w:-]+\})?[ \t]*(.*)$")
+FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,}|:{3,})(\{[\w:-]+\})?[ \t]*(.*)$")
 OPTION = re.compile(r"^\s*:([\w-]+):[ \t]*(.*)$")
 TITLED = {"admonition"}  # directives whose argument is a title
 MARKUP = re.compile(
