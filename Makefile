@@ -9,6 +9,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book build . -W -n --keep-going
+# The Chinese edition (zh/, written by scripts/zh_edition.py from the English and locales/)
+# reuses the English execution from the shared cache and is served from _build/html/zh/.
+JB_ZH  := $(BIN)/jupyter-book build zh --path-output _build/zh -W -n --keep-going
 export PYTHONHASHSEED := 0
 export COURSE_THREADS ?= 2
 
@@ -50,8 +53,11 @@ FRESH_CACHE = [ "$$(cat _build/.utils-hash 2>/dev/null)" = "$(UTILS_HASH)" ] || 
 book: setup
 	@$(FRESH_CACHE)
 	@$(JB) || { echo; echo "The book build failed: the failing notebook, cell and traceback are above."; exit 1; }
+	@$(BIN)/python scripts/zh_edition.py --draft
+	@$(JB_ZH) || { echo; echo "The Chinese edition's build failed: see above."; exit 1; }
+	@rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh
 	@$(BIN)/python scripts/export_notebooks.py
-	@echo; echo "The book is in $(CURDIR)/_build/html/index.html"
+	@echo; echo "The book is in $(CURDIR)/_build/html/index.html (中文版: _build/html/zh/index.html)"
 
 # Headless Chromium for the browser tests: Debian's package, installed when missing and allowed.
 browser:

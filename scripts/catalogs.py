@@ -105,7 +105,9 @@ def widget_labels(page_html: str) -> list[str]:
 
 def svg_sources() -> list[Path]:
     """The diagrams: the chapters' figures and the introduction's course map."""
-    return sorted(FIGURES.glob("*.svg")) + [ROOT / "book" / "_static" / "course_path.svg"]
+    return sorted(FIGURES.glob("*.svg")) + [
+        ROOT / "book" / "_static" / "course_path.svg"
+    ]
 
 
 def site_messages() -> list[str]:
@@ -185,8 +187,16 @@ def extract(only: list[str] | None = None) -> None:
 
 
 def translations(name: str) -> dict[str, str]:
-    """A catalog as {English: Chinese}, translated entries only."""
-    return {m.id: m.string for m in load(name) if m.id and m.string and not m.fuzzy}
+    """A catalog as {English: Chinese}: the entries `problems` finds nothing wrong with."""
+    return {
+        m.id: m.string
+        for m in load(name)
+        if m.id
+        and m.string
+        and not m.fuzzy
+        and same_markup(m.id, m.string)
+        and not (m.id.startswith("#") and not heading_kept(m.id, m.string))
+    }
 
 
 def same_markup(english: str, chinese: str) -> bool:
@@ -196,6 +206,11 @@ def same_markup(english: str, chinese: str) -> bool:
     return sorted(messages.markup(english)) == sorted(
         bilingual.sub(r"\1`", m) for m in messages.markup(chinese)
     )
+
+
+def heading_kept(english: str, chinese: str) -> bool:
+    level = english.index(" ") + 1  # "## Summary" -> "## "
+    return chinese.startswith(english[:level])
 
 
 def problems(name: str) -> list[str]:
@@ -213,7 +228,7 @@ def problems(name: str) -> list[str]:
                 f"{name} #{n}: markup differs: missing {sorted(missing)}, "
                 f"extra {sorted(extra)}"
             )
-        elif m.id.startswith("#") and not m.string.startswith("#" * m.id.index(" ")):
+        elif m.id.startswith("#") and not heading_kept(m.id, m.string):
             found.append(f"{name} #{n}: a heading must stay a heading of its level")
     return found
 

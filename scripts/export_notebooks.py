@@ -13,7 +13,8 @@ chapter with plain Markdown instead:
 
 The copies go to `_build/html/_sources/chapters/` (the book's "Download .ipynb" button)
 and `_build/notebooks/chapters/` (published to the `notebooks` branch, which the book's
-Colab buttons open). `make book` runs it after the build.
+Colab buttons open). The Chinese edition's go to `_build/html/zh/_sources/chapters/` and
+`_build/notebooks/zh/chapters/`. `make book` runs it after the build.
 """
 
 import ast
@@ -21,6 +22,7 @@ import base64
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -28,11 +30,37 @@ from pybtex.database import parse_file
 from pybtex.richtext import Text
 
 ROOT = Path(__file__).resolve().parent.parent
-EXECUTED = ROOT / "_build" / "jupyter_execute" / "chapters"
-CACHE = ROOT / "_build" / ".jupyter_cache"  # the book's execution cache
-DOWNLOADS = ROOT / "_build" / "html" / "_sources" / "chapters"
-COLAB_COPIES = ROOT / "_build" / "notebooks" / "chapters"
+CACHE = ROOT / "_build" / ".jupyter_cache"  # the book's execution cache, both editions'
 COLAB_BRANCH = "notebooks"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """Where an edition's sources, executed chapters, pages and copies are."""
+
+    book: Path  # the folder of _config.yml
+    build: Path  # jupyter-book's _build/ for it
+    html: Path  # where its pages are served from
+    copies: Path  # its folder on the notebooks branch
+
+    @property
+    def executed(self) -> Path:
+        return self.build / "jupyter_execute" / "chapters"
+
+    @property
+    def downloads(self) -> Path:
+        return self.html / "_sources" / "chapters"
+
+
+ENGLISH = Edition(
+    ROOT, ROOT / "_build", ROOT / "_build" / "html", ROOT / "_build" / "notebooks"
+)
+CHINESE = Edition(
+    ROOT / "zh",
+    ROOT / "_build" / "zh" / "_build",
+    ROOT / "_build" / "html" / "zh",
+    ROOT / "_build" / "notebooks" / "zh",
+)
 
 GLUE = re.compile(r"\{glue:text\}`([^`]+)`")
 CITE = re.compile(r"\{footcite\}`([^`]+)`")
@@ -190,10 +218,12 @@ def executed(chapter: Path) -> dict:
     return json.loads(nbformat.writes(notebook))
 
 
-def export(chapter: Path, bibliography: Bibliography) -> dict:
+def export(
+    chapter: Path, bibliography: Bibliography, edition: Edition = ENGLISH
+) -> dict:
     notebook = executed(chapter)
     records = load_glue(chapter)
-    figures = ROOT / "chapters"
+    figures = edition.book / "chapters"
     notebook["cells"] = [
         convert_markdown(cell, records, bibliography, figures)
         if cell["cell_type"] == "markdown"
@@ -203,36 +233,47 @@ def export(chapter: Path, bibliography: Bibliography) -> dict:
     return notebook
 
 
-def point_colab_at_the_executed_copies(html: Path) -> None:
+def point_colab_at_the_executed_copies(edition: Edition) -> None:
     """The Colab buttons open the `notebooks` branch, which holds these copies."""
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     repository = url.removeprefix("https://github.com/")
-    source = f"colab.research.google.com/github/{repository}/blob/main/./"
-    target = f"colab.research.google.com/github/{repository}/blob/{COLAB_BRANCH}/"
-    for page in html.rglob("*.html"):
+    folder = edition.copies.relative_to(ENGLISH.copies).as_posix()
+    github = f"colab.research.google.com/github/{repository}/blob/"
+    source = f"{github}main/{folder}/"
+    target = f"{github}{COLAB_BRANCH}/{folder}/".replace("/./", "/")
+    for page in edition.html.rglob("*.html"):
+        if edition is ENGLISH and CHINESE.html in page.parents:
+            continue
         text = page.read_text()
         if source in text:
             page.write_text(text.replace(source, target))
 
 
-def main() -> int:
-    chapters = sorted(EXECUTED.glob("*.ipynb"))
-    if not chapters:
-        sys.exit(
-            f"no executed chapters in {EXECUTED}: build the book first (make book)"
-        )
-    bibliography = Bibliography(ROOT / "book" / "references.bib")
-    COLAB_COPIES.mkdir(parents=True, exist_ok=True)
+def export_edition(edition: Edition, bibliography: Bibliography) -> int:
+    chapters = sorted(edition.executed.glob("*.ipynb"))
     # a chapter renamed since an earlier build leaves its old executed copy behind
     chapters = [c for c in chapters if (ROOT / "chapters" / c.name).exists()]
+    edition.copies.joinpath("chapters").mkdir(parents=True, exist_ok=True)
     for chapter in chapters:
-        text = json.dumps(export(chapter, bibliography), indent=1, ensure_ascii=False)
-        for folder in (DOWNLOADS, COLAB_COPIES):
+        notebook = export(chapter, bibliography, edition)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False)
+        for folder in (edition.downloads, edition.copies / "chapters"):
             (folder / chapter.name).write_text(text + "\n")
-    point_colab_at_the_executed_copies(ROOT / "_build" / "html")
-    print(
-        f"exported {len(chapters)} executed chapters to {DOWNLOADS.relative_to(ROOT)}"
-    )
+    point_colab_at_the_executed_copies(edition)
+    return len(chapters)
+
+
+def main() -> int:
+    if not list(ENGLISH.executed.glob("*.ipynb")):
+        sys.exit(
+            f"no executed chapters in {ENGLISH.executed}: build the book first (make book)"
+        )
+    bibliography = Bibliography(ROOT / "book" / "references.bib")
+    for edition in (ENGLISH, CHINESE):
+        if edition.html.exists():
+            count = export_edition(edition, bibliography)
+            where = edition.downloads.relative_to(ROOT)
+            print(f"exported {count} executed chapters to {where}")
     return 0
 
 

@@ -61,9 +61,17 @@ def _block(lines: list[str]) -> list[Piece]:
     """A run of non-blank lines that is not a fence: messages, or markup that stays."""
     text = "\n".join(lines)
     first = lines[0].strip()
-    if first.startswith("$$") or re.fullmatch(r"\(.+\)=", first) or first.startswith("<!--"):
+    if (
+        first.startswith("$$")
+        or re.fullmatch(r"\(.+\)=", first)
+        or first.startswith("<!--")
+    ):
         return [Piece(text, False)]
-    if first.startswith("|") and len(lines) > 1 and re.match(r"^\|[\s|:-]+\|$", lines[1]):
+    if (
+        first.startswith("|")
+        and len(lines) > 1
+        and re.match(r"^\|[\s|:-]+\|$", lines[1])
+    ):
         pieces = []
         for i, line in enumerate(lines):
             pieces.append(Piece(line, i != 1 and has_words(line)))
@@ -120,7 +128,9 @@ def split(text: str) -> list[Piece]:
             i = end + 1
         else:
             j = i
-            while j < len(lines) and lines[j].strip() and not FENCE_OPEN.match(lines[j]):
+            while (
+                j < len(lines) and lines[j].strip() and not FENCE_OPEN.match(lines[j])
+            ):
                 j += 1
             pieces.extend(_block(lines[i:j]))
             i = j
@@ -138,5 +148,8 @@ def messages(text: str) -> list[str]:
 def translate(text: str, catalog: dict[str, str]) -> str:
     """The page with every message replaced by its translation (KeyError if missing)."""
     return join(
-        [Piece(catalog[p.text] if p.message else p.text, p.message) for p in split(text)]
+        [
+            Piece(catalog[p.text] if p.message else p.text, p.message)
+            for p in split(text)
+        ]
     )

@@ -224,8 +224,15 @@ def main() -> int:
     if problems and not DRAFT:
         print("\n".join(problems[:40]))
         sys.exit(f"{len(problems)} catalog problems: see locales/README.md")
+    if problems:
+        print(
+            f"zh_edition.py: {len(problems)} catalog entries are untranslated or broken;"
+            " their English stands in (python scripts/catalogs.py check lists them)"
+        )
     written = write()
-    print(f"wrote {len(written)} files of the Chinese edition to {ZH.relative_to(ROOT)}/")
+    print(
+        f"wrote {len(written)} files of the Chinese edition to {ZH.relative_to(ROOT)}/"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ headless Chromium from a local server with all other network access blocked.
 
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+CJK = re.compile(r"[\u4e00-\u9fff]")
 HTML = ROOT / "_build" / "html"
+ZH_BUILD = ROOT / "_build" / "zh" / "_build"  # the Chinese edition, copied to HTML/zh
 CHROMIUM = os.environ.get("CHROMIUM") or next(
     (
         path
@@ -39,24 +42,44 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def build_log() -> str:
-    """Build the book exactly as `make book` does and return its output."""
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+def _run(command: list[str], what: str, reports: Path) -> str:
     result = subprocess.run(
-        [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+        command, cwd=ROOT, capture_output=True, text=True, timeout=1800
     )
     log = result.stdout + result.stderr
     if result.returncode != 0:
-        reports = "\n".join(p.read_text() for p in HTML.glob("reports/**/*.log"))
-        pytest.fail(f"the book build failed:\n{log[-6000:]}\n{reports[-6000:]}")
+        found = "\n".join(p.read_text() for p in reports.glob("reports/**/*.log"))
+        pytest.fail(f"{what} failed:\n{log[-6000:]}\n{found[-6000:]}")
+    return log
+
+
+@pytest.fixture(scope="module")
+def build_log() -> str:
+    """Build both editions exactly as `make book` does and return the English log."""
+    jupyter_book = str(Path(sys.executable).with_name("jupyter-book"))
+    flags = ["-W", "-n", "--keep-going"]
+    log = _run([jupyter_book, "build", ".", *flags], "the book build", HTML)
+    zh_log = _run(
+        [sys.executable, str(ROOT / "scripts" / "zh_edition.py"), "--draft"],
+        "writing the Chinese edition",
+        HTML,
+    )
+    zh_log += _run(
+        [jupyter_book, "build", "zh", "--path-output", "_build/zh", *flags],
+        "the Chinese edition's build",
+        ZH_BUILD / "html",
+    )
+    shutil.rmtree(HTML / "zh", ignore_errors=True)
+    shutil.copytree(ZH_BUILD / "html", HTML / "zh")
+    (ROOT / "_build" / "zh-build.log").write_text(zh_log)
     export = ROOT / "scripts" / "export_notebooks.py"
     subprocess.run([sys.executable, str(export)], cwd=ROOT, check=True, timeout=300)
     return log
+
+
+@pytest.fixture(scope="module")
+def zh_build_log(build_log) -> str:
+    return (ROOT / "_build" / "zh-build.log").read_text()
 
 
 @pytest.mark.build
@@ -80,10 +103,10 @@ def test_the_build_reused_the_execution_nbval_validated(build_log, chapter):
 
 
 @pytest.mark.build
-def test_book_builds_with_zero_warnings(build_log):
+def test_book_builds_with_zero_warnings(build_log, zh_build_log):
     warnings = [
         line
-        for line in build_log.splitlines()
+        for line in (build_log + zh_build_log).splitlines()
         if re.search(r"\bWARNING\b", line) and "Kernel is running over TCP" not in line
     ]  # jupyter_client's note, not Sphinx's
     assert not warnings, "\n".join(warnings)
@@ -102,6 +125,8 @@ def test_the_downloadable_chapter_is_executed_and_reads_without_myst(
     for folder in (
         HTML / "_sources" / "chapters",
         ROOT / "_build" / "notebooks" / "chapters",
+        HTML / "zh" / "_sources" / "chapters",
+        ROOT / "_build" / "notebooks" / "zh" / "chapters",
     ):
         notebook = nbformat.read(folder / chapter, as_version=4)
         nbformat.validate(notebook)
@@ -119,9 +144,10 @@ def test_the_downloadable_chapter_is_executed_and_reads_without_myst(
 
 @pytest.mark.build
 def test_colab_buttons_open_the_executed_copies(build_log):
-    pages = "".join(p.read_text() for p in (HTML / "chapters").glob("*.html"))
-    assert "colab.research.google.com/github/" in pages
-    assert "/blob/main/" not in pages and "/blob/notebooks/chapters/" in pages
+    for html, folder in ((HTML, "chapters"), (HTML / "zh", "zh/chapters")):
+        pages = "".join(p.read_text() for p in (html / "chapters").glob("*.html"))
+        assert "colab.research.google.com/github/" in pages
+        assert "/blob/main/" not in pages and f"/blob/notebooks/{folder}/" in pages
 
 
 @pytest.mark.build
@@ -134,6 +160,7 @@ def test_every_toc_entry_has_a_page(build_log):
     ]
     for file in files:
         assert (HTML / f"{file}.html").exists(), file
+        assert (HTML / "zh" / f"{file}.html").exists(), f"zh/{file}"
 
 
 @pytest.mark.build
@@ -145,6 +172,110 @@ def test_site_loads_nothing_from_other_hosts(build_log):
         for tag in pattern.findall(page.read_text()):
             if 'rel="canonical"' not in tag:
                 pytest.fail(f"{page.relative_to(HTML)} loads from another host: {tag}")
+
+
+CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
+PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
+
+
+@pytest.mark.build
+def test_the_chinese_edition_reuses_the_english_execution(zh_build_log):
+    """Its notebooks differ only in Markdown, so the shared cache serves every one."""
+    assert "Executing notebook" not in zh_build_log
+    assert zh_build_log.count("Using cached notebook") == len(CHAPTERS)
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_chinese_page_shows_every_glued_value_of_the_english_one(build_log, chapter):
+    """As many glued values, none empty; the numbers are the English page's, and the
+    phrases are glued in Chinese (utils/phrases.py), never in English."""
+    english = PASTED.findall((HTML / "chapters" / f"{chapter}.html").read_text())
+    chinese = PASTED.findall((HTML / "zh" / "chapters" / f"{chapter}.html").read_text())
+    assert len(chinese) == len(english) and all(v.strip() for v in chinese)
+    words = re.compile(r"[A-Za-z]{2,}")
+    assert sorted(v for v in english if not words.search(v)) == sorted(
+        v for v in chinese if not words.search(v)
+    )
+    records = json.loads(
+        (ZH_BUILD / "jupyter_execute" / "chapters" / f"{chapter}.glue.json").read_text()
+    )
+    markdown = "".join(
+        "".join(c["source"])
+        for c in json.loads(
+            (ROOT / "zh" / "chapters" / f"{chapter}.ipynb").read_text()
+        )["cells"]
+        if c["cell_type"] == "markdown"
+    )
+    english_phrases = {
+        key
+        for key in re.findall(r"\{glue:text\}`([^`:]+)", markdown)
+        if not key.endswith("_zh")
+        and (text := records[key]["data"].get("text/plain", ""))[:1] in "'\""
+        and words.search(text)
+    }
+    assert not english_phrases, (
+        f"English phrases glued into Chinese text: {english_phrases}"
+    )
+
+
+@pytest.mark.build
+def test_no_chinese_page_shows_raw_markup(build_log):
+    report = {}
+    for page in (HTML / "zh").rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        text = re.sub(
+            r"<script\b.*?</script>|<[^>]+>", " ", page.read_text(), flags=re.S
+        )
+        found = [
+            m for m in ("{glue", "{footcite}", "```", "**", ":class:") if m in text
+        ]
+        if found:
+            report[page.relative_to(HTML).as_posix()] = found
+    assert not report, report
+
+
+@pytest.mark.build
+def test_the_language_switch_links_each_page_to_its_counterpart(build_log):
+    link = re.compile(r'<a class="btn btn-sm course-lang-switch" href="([^"]+)"')
+    pages = [p for p in HTML.rglob("*.html") if "_static" not in p.parts]
+    assert len(pages) > 40
+    for page in pages:
+        (href,) = link.findall(page.read_text())
+        counterpart = (page.parent / href).resolve()
+        assert counterpart.is_file(), f"{page.relative_to(HTML)} links to {href}"
+        (back,) = link.findall(counterpart.read_text())
+        assert (counterpart.parent / back).resolve() == page.resolve()
+
+
+@pytest.mark.build
+def test_each_edition_searches_its_own_words(build_log):
+    def terms(html: Path) -> dict:
+        text = (html / "searchindex.js").read_text()
+        return json.loads(text[text.index("(") + 1 : text.rindex(")")])["terms"]
+
+    chinese, english = terms(HTML / "zh"), terms(HTML)
+    assert len(chinese.get("注意力", [])) >= 5, "the Chinese index lacks 注意力"
+    assert len(english.get("attent", [])) >= 5
+
+
+@pytest.mark.build
+def test_the_web_font_covers_every_chinese_character_of_the_site(build_log):
+    """Noto Sans SC (vendored; book/_static/course.css) draws every CJK character of
+    both editions' pages, wherever the reader's own fonts have none."""
+    css = (HTML / "_static" / "noto-sans-sc" / "noto-sans-sc.css").read_text()
+    covered = set()
+    for ranges in re.findall(r"unicode-range: ([^;]+);", css):
+        for part in ranges.split(","):
+            start, _, end = part.strip().removeprefix("U+").partition("-")
+            covered.update(range(int(start, 16), int(end or start, 16) + 1))
+    cjk = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+    used = set()
+    for page in HTML.rglob("*.html"):
+        used.update(cjk.findall(page.read_text()))
+    assert len(used) > 1000
+    assert not {c for c in used if ord(c) not in covered}
 
 
 def _pages():
@@ -290,7 +421,9 @@ def test_screenshots_of_landing_page_and_chapter_0(browser, server):
 def test_every_chapter_shows_its_diagrams_legibly(browser, server):
     """Each chapter page shows its SVG diagrams, loaded, with alt text, at full width."""
     report = {}
-    for page_path in (p for p in _pages() if p.startswith("chapters/")):
+    for page_path in (
+        p for p in _pages() if p.startswith(("chapters/", "zh/chapters/"))
+    ):
         page, _, _ = _open(browser, server, page_path)
         diagrams = page.evaluate("""() => [...document.images]
             .filter(img => img.src.endsWith('.svg') && img.src.includes('/_images/'))
@@ -299,7 +432,8 @@ def test_every_chapter_shows_its_diagrams_legibly(browser, server):
         page.context.close()
         problems = [] if diagrams else ["no SVG diagram"]
         for d in diagrams:
-            if not d["loaded"] or len(d["alt"].split()) < 8 or d["width"] < 500:
+            described = len(d["alt"].split()) >= 8 or len(CJK.findall(d["alt"])) >= 12
+            if not d["loaded"] or not described or d["width"] < 500:
                 problems.append(d)
         if problems:
             report[page_path] = problems

@@ -2,9 +2,9 @@
 
 A chapter's verdicts ("about as fast as", "gets it wrong ('20')") are computed from the
 run's numbers and glued into the prose. The Chinese edition is built from the same
-execution (scripts/zh_edition.py), so every such phrase is glued twice: in English under
-its key and in Chinese under the key with `_zh`, which the Chinese pages use. Numbers are
-glued once: they read the same in both.
+execution (scripts/zh_edition.py), so every such phrase is glued twice: in English
+under its key and in Chinese under the key with `_zh`, which the Chinese pages use.
+Numbers are glued once: they read the same in both.
 
     say("zero_verdict", *(("translates it correctly", "翻译正确") if ok else
                           (f"gets it wrong ({guess!r})", f"译错了（{guess!r}）")))
