@@ -157,7 +157,7 @@ def font_subset(characters: str, weight: int) -> bytes:
 
 def svg_text(svg: str) -> str:
     """The characters the SVG's text draws."""
-    return "".join(m.group(2) for m in catalogs.SVG_TEXT.finditer(svg))
+    return "".join(catalogs.svg_text_nodes(svg))
 
 
 def svg(path: Path, catalog: dict[str, str]) -> str:
@@ -170,20 +170,28 @@ def svg(path: Path, catalog: dict[str, str]) -> str:
     for weight in (400, 700):
         data = base64.b64encode(font_subset(chinese, weight)).decode()
         faces.append(
-            f"@font-face {{ font-family: '{FONT_FAMILY}'; font-weight: {weight}; "
+            # block: Chromium draws an SVG image's text once; with the default
+            # (swap) it draws the first labels before the font is decoded, as boxes
+            f"@font-face {{ font-family: '{FONT_FAMILY}'; font-display: block; "
+            f"font-weight: {weight}; "
             f"src: url(data:font/woff;base64,{data}) format('woff'); }}"
         )
-    style = "<style>" + " ".join(faces) + "</style>"
-    text = re.sub(r"(<svg\b[^>]*>)", lambda m: m.group(1) + "\n" + style, text, count=1)
-    return re.sub(
-        r'font-family(=")([^"]*)"|font-family:([^;"]*)',
+    # every font list (attributes, styles, `font:` shorthands) starts with the subset:
+    # it holds only the Chinese characters, so the Latin ones keep the English fonts
+    text = re.sub(
+        r'(font-family=")([^"]*)(")|(font-family:)([^;"}]*)|(\bfont:[^;"}]*?)'
+        r"((?:sans-)?serif\b)",
         lambda m: (
-            f'font-family="{m.group(2)}, {FONT_FAMILY}"'
+            f"{m.group(1)}{FONT_FAMILY}, {m.group(2)}{m.group(3)}"
             if m.group(1)
-            else f"font-family:{m.group(3)}, {FONT_FAMILY}"
+            else f"{m.group(4)}'{FONT_FAMILY}', {m.group(5)}"
+            if m.group(4)
+            else f"{m.group(6)}'{FONT_FAMILY}', {m.group(7)}"
         ),
         text,
     )
+    style = "<style>" + " ".join(faces) + "</style>"
+    return re.sub(r"(<svg\b[^>]*>)", lambda m: m.group(1) + "\n" + style, text, count=1)
 
 
 def edition() -> dict[str, str]:

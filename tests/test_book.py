@@ -176,6 +176,9 @@ def test_site_loads_nothing_from_other_hosts(build_log):
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
 PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
+# glued English that stays English on a Chinese page: SmolLM2's own replies (chapter 11),
+# quoted as the model wrote them
+MODEL_TEXT = {"answer_0", "answer_1", "answer_2", "one_answer"}
 
 
 @pytest.mark.build
@@ -211,6 +214,7 @@ def test_a_chinese_page_shows_every_glued_value_of_the_english_one(build_log, ch
         key
         for key in re.findall(r"\{glue:text\}`([^`:]+)", markdown)
         if not key.endswith("_zh")
+        and key not in MODEL_TEXT
         and (text := records[key]["data"].get("text/plain", ""))[:1] in "'\""
         and words.search(text)
     }
