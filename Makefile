@@ -53,9 +53,10 @@ FRESH_CACHE = [ "$$(cat _build/.utils-hash 2>/dev/null)" = "$(UTILS_HASH)" ] || 
 book: setup
 	@$(FRESH_CACHE)
 	@$(JB) || { echo; echo "The book build failed: the failing notebook, cell and traceback are above."; exit 1; }
-	@$(BIN)/python scripts/zh_edition.py --draft
-	@$(JB_ZH) || { echo; echo "The Chinese edition's build failed: see above."; exit 1; }
-	@rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh
+	@start=$$(date +%s); $(BIN)/python scripts/zh_edition.py --draft && \
+	  { $(JB_ZH) || { echo; echo "The Chinese edition's build failed: see above."; exit 1; }; } && \
+	  rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh && \
+	  echo "The Chinese edition took $$(( $$(date +%s) - start )) s (no notebook executed)"
 	@$(BIN)/python scripts/export_notebooks.py
 	@echo; echo "The book is in $(CURDIR)/_build/html/index.html (中文版: _build/html/zh/index.html)"
 
