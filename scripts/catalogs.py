@@ -153,7 +153,9 @@ def english_sources() -> dict[str, list[tuple[str, str]]]:
         sources["widgets"] = [
             (label, str(p.relative_to(BUILT)))
             for p in built
-            for label in widget_labels(p.read_text())
+            for label in sorted(
+                widget_labels(p.read_text())
+            )  # the state's order varies
         ]
     return sources
 

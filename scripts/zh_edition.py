@@ -149,6 +149,9 @@ def font_subset(characters: str, weight: int) -> bytes:
         parts.append(part)
     merged = Merger().merge(parts) if len(parts) > 1 else TTFont(parts[0])
     merged.recalcTimestamp = False
+    source = TTFont(next(iter(by_file)), lazy=True)["head"]
+    merged["head"].created = source.created  # the merge stamps the clock on both
+    merged["head"].modified = source.modified
     merged.flavor = "woff"
     out = io.BytesIO()
     merged.save(out)
