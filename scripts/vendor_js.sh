@@ -14,9 +14,10 @@ HTML_MANAGER=1.0.15   # ipywidgets 8.1's __html_manager_version__ is ^1.0.1
 REQUIREJS=2.3.7
 MATHJAX=3.2.2
 NOTO_SANS_SC=5.3.1  # @fontsource/noto-sans-sc (SIL Open Font License)
+FONT_CSS=2  # the version of the CSS this script writes from it (below)
 
 dest=${1:-_vendor}
-stamp="$dest/.versions-$HTML_MANAGER-$REQUIREJS-$MATHJAX-$NOTO_SANS_SC"
+stamp="$dest/.versions-$HTML_MANAGER-$REQUIREJS-$MATHJAX-$NOTO_SANS_SC-$FONT_CSS"
 [ -f "$stamp" ] && exit 0
 
 command -v npm >/dev/null || { echo "vendor_js.sh: npm is needed to vendor the site's scripts" >&2; exit 1; }
@@ -40,9 +41,25 @@ rm -rf "$dest-fonts" && mkdir -p "$dest/noto-sans-sc/files" "$dest-fonts"
 for weight in 400 700; do
     cp "$font"/files/noto-sans-sc-*-$weight-normal.woff2 "$dest/noto-sans-sc/files/"
     cp "$font"/files/noto-sans-sc-*-$weight-normal.woff "$dest-fonts/"
-    # woff2 only: every browser that runs the site reads it
-    sed -E 's/, url\([^)]*\.woff\) format\(.woff.\)//' "$font/$weight.css"
-done > "$dest/noto-sans-sc/noto-sans-sc.css"
+    cat "$font/$weight.css"
+done | python3 -c '
+# woff2 only (every browser that runs the site reads it), and only the CJK blocks
+# (U+2E80 on): the pages list this font first, so it must leave Latin text to the
+# theme fonts. A face left without a range is dropped.
+import re, sys
+def cjk(face):
+    ranges = []
+    for part in re.search(r"unicode-range: ([^;]+);", face).group(1).split(","):
+        start, _, end = part.strip().removeprefix("U+").partition("-")
+        if int(end or start, 16) >= 0x2E80:
+            ranges.append("U+%x-%x" % (max(int(start, 16), 0x2E80), int(end or start, 16)))
+    if not ranges:
+        return ""
+    face = re.sub(r", url\([^)]*\.woff\) format\(.woff.\)", "", face)
+    return re.sub(r"unicode-range: [^;]+;", "unicode-range: " + ",".join(ranges) + ";", face)
+faces = re.findall(r"@font-face \{.*?\}", sys.stdin.read(), re.S)
+print("\n".join(f for f in map(cjk, faces) if f))
+' > "$dest/noto-sans-sc/noto-sans-sc.css"
 cp "$font/LICENSE" "$dest/noto-sans-sc/LICENSE"
 touch "$stamp"
 echo "vendored html-manager $HTML_MANAGER, requirejs $REQUIREJS, mathjax $MATHJAX," \

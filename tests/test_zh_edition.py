@@ -265,3 +265,13 @@ def test_the_notes_page_says_its_claims_are_translated_back():
     the course's English summaries off as the notes' original words."""
     page = (zh_edition.ZH / "book" / "the_notes.md").read_text()
     assert "原文" in page or "原话" in page
+
+
+def test_the_chinese_glossary_keeps_the_english_glossarys_chinese_terms():
+    """Both editions name each term the same way: only the meaning is translated."""
+    english = catalogs.translations("book/glossary")
+    rows = {k: v for k, v in english.items() if k.startswith("| ") and "|---" not in k}
+    assert len(rows) > 50
+    for row, translated in rows.items():
+        term, chinese = row.split("|")[1:3]
+        assert translated.split("|")[1:3] == [term, chinese], row
