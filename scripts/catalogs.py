@@ -128,7 +128,7 @@ def site_messages() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     captions = [part["caption"] for part in toc["parts"]]
     footer = config["html"]["extra_footer"].strip()
-    return [config["title"], *captions, footer, "English", "中文"]
+    return [config["title"], *captions, footer, "English"]  # English: the switch back
 
 
 def english_sources() -> dict[str, list[tuple[str, str]]]:

@@ -45,6 +45,8 @@ DRAFT = "--draft" in sys.argv  # missing translations stay English: for trying t
 
 
 class Draft(dict):
+    """A catalog that gives the English back for a message it lacks."""
+
     def __missing__(self, english: str) -> str:
         return english
 
@@ -54,14 +56,10 @@ def translations(name: str) -> dict[str, str]:
     return Draft(found) if DRAFT else found
 
 
-def site_catalog() -> dict[str, str]:
-    return translations("site")
-
-
 def config() -> str:
     """zh/_config.yml: the English configuration, pointed at the shared files."""
     english = yaml.safe_load((ROOT / "_config.yml").read_text())
-    site = site_catalog()
+    site = translations("site")
     sphinx = english["sphinx"]["config"]
     zh = dict(english, title=site[english["title"]])
     zh["execute"] = dict(english["execute"], cache="_build/.jupyter_cache")
@@ -94,7 +92,7 @@ def config() -> str:
 
 def toc() -> str:
     english = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    site = site_catalog()
+    site = translations("site")
     parts = [dict(part, caption=site[part["caption"]]) for part in english["parts"]]
     header = f"# The Chinese edition's table of contents. {GENERATED}\n"
     return header + yaml.safe_dump(

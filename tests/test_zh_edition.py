@@ -26,21 +26,13 @@ CATALOGS = catalogs.catalog_names()
 CJK = zh_edition.CJK
 
 
-def _texts(page: Path) -> list[str]:
-    return catalogs.markdown_texts(page)
-
-
 # -- cutting Markdown into messages -------------------------------------------------
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_joining_the_pieces_gives_each_page_back(page):
-    for text in _texts(page):
+    for text in catalogs.markdown_texts(page):
         assert messages.join(messages.split(text)) == text
-
-
-def _kinds(text: str) -> list[tuple[str, bool]]:
-    return [(p.text, p.message) for p in messages.split(text) if p.text.strip()]
 
 
 def test_paragraphs_headings_and_list_items_are_messages():
