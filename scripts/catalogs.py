@@ -137,8 +137,8 @@ def english_sources() -> dict[str, list[tuple[str, str]]]:
     for page in pages():
         where = page.relative_to(ROOT)
         sources[page_catalog_name(page)] = [
-            (m, f"{where}:{i}")
-            for i, text in enumerate(markdown_texts(page))
+            (m, f"{where}:{cell}")  # the page's Markdown cell, from 1
+            for cell, text in enumerate(markdown_texts(page), 1)
             for m in messages.messages(text)
         ]
     sources["figures"] = [
@@ -166,6 +166,8 @@ def load(name: str) -> Catalog:
 
 
 def save(name: str, catalog: Catalog) -> None:
+    for message in catalog:  # babel guesses this flag from braces in MyST roles
+        message.flags.discard("python-brace-format")
     path = catalog_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
@@ -190,13 +192,14 @@ def extract(only: list[str] | None = None) -> None:
             fuzzy=False,
         )
         for english, where in found:
+            file, _, cell = where.partition(":")
+            location = (file, int(cell) if cell else None)
             if english in catalog:
-                catalog[english].locations.append((where, None))
+                catalog[english].locations.append(location)
                 continue
             previous = old.get(english) if old else None
             chinese = previous.string if previous and not previous.fuzzy else ""
-            catalog.add(english, chinese, locations=[(where, None)], flags=())
-            catalog[english].flags.discard("python-brace-format")
+            catalog.add(english, chinese, locations=[location])
         save(name, catalog)
         print(f"{catalog_path(name).relative_to(ROOT)}: {len(catalog)} messages")
 

@@ -90,6 +90,11 @@ def split(text: str) -> list[Piece]:
     def keep(s: str) -> None:
         pieces.append(Piece(s, False))
 
+    def ending_in_message(line: str, words: str) -> None:
+        """A fence or option line whose last part, `words`, is a message."""
+        keep(line[: len(line) - len(words)])
+        pieces.append(Piece(words, True))
+
     while i < len(lines):
         if i:
             keep("\n")
@@ -105,17 +110,15 @@ def split(text: str) -> list[Piece]:
                 keep("\n".join(lines[i : end + 1]))
             else:
                 if directive[1:-1] in TITLED and has_words(argument):
-                    keep(line[: len(line) - len(argument)])
-                    pieces.append(Piece(argument, True))
+                    ending_in_message(line, argument)
                 else:
                     keep(line)
                 j = i + 1
-                while j < end and OPTION.match(lines[j]):
-                    name, value = OPTION.match(lines[j]).groups()
+                while j < end and (option := OPTION.match(lines[j])):
+                    name, value = option.groups()
                     keep("\n")
                     if name == "alt" and has_words(value):
-                        keep(lines[j][: len(lines[j]) - len(value)])
-                        pieces.append(Piece(value, True))
+                        ending_in_message(lines[j], value)
                     else:
                         keep(lines[j])
                     j += 1

@@ -267,3 +267,13 @@ def test_the_chinese_glossary_keeps_the_english_glossarys_chinese_terms():
     for row, translated in rows.items():
         term, chinese = row.split("|")[1:3]
         assert translated.split("|")[1:3] == [term, chinese], row
+
+
+@pytest.mark.parametrize("name", CATALOGS)
+def test_a_catalog_reads_and_writes_back_unchanged(name, tmp_path, monkeypatch):
+    """`fill` (read, then write) and `extract` write a catalog in one form."""
+    original = catalogs.catalog_path(name).read_bytes()
+    catalog = catalogs.load(name)
+    monkeypatch.setattr(catalogs, "LOCALES", tmp_path)
+    catalogs.save(name, catalog)
+    assert catalogs.catalog_path(name).read_bytes() == original
